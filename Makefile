@@ -1,0 +1,33 @@
+# vlstudy — the commands the README names. Each one first creates or reuses .venv (scripts/setup.sh).
+#   make study               the whole study on the embedded mini-Youku data (dvc repro), prints the report path
+#   make test                the test suite
+#   make lab                 JupyterLab on the notebooks
+#   make study PROFILE=smoke the same stages at tiny sizes, in runs/smoke/ (what CI runs end to end)
+PROFILE ?= default
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export HF_HUB_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: study test lab smoke setup setup-test
+
+setup:
+	@bash scripts/setup.sh
+
+setup-test:
+	@bash scripts/setup.sh --test
+
+study: setup
+	vlstudy study --profile $(PROFILE)
+
+smoke: setup
+	vlstudy study --profile smoke
+
+test: setup-test
+	@python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): treated as a failure" >&2; exit 1; fi; \
+	exit $$rc
+
+lab: setup
+	jupyter lab notebooks/
