@@ -1,0 +1,61 @@
+"""One name in four places: DVC stage = params section = notebook stem = metrics file (STYLE.md rule 2)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vlstudy.notebooks import parameters_cell, stage_notebooks
+from vlstudy.pipeline import validate_section
+from vlstudy.stages import STAGE_PARAMS
+from vlstudy.study import profile_params
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+NOTEBOOKS = stage_notebooks(ROOT)
+
+
+def test_every_stage_has_notebook_params_section_and_dataclass():
+    assert set(DVC) == set(NOTEBOOKS) == set(PARAMS) == set(STAGE_PARAMS)
+
+
+@pytest.mark.parametrize("stage", sorted(DVC))
+def test_stage_declaration(stage):
+    spec = DVC[stage]
+    matrix = spec.get("matrix")
+    suffix = "".join(f" --set {k}=${{item.{k}}}" for k in matrix) if matrix else ""
+    assert spec["cmd"] == f"vlstudy run {stage}{suffix}"
+    sid = stage + ("@" + "-".join(f"${{item.{k}}}" for k in matrix) if matrix else "")
+    assert str(NOTEBOOKS[stage].relative_to(ROOT)) in spec["deps"]
+    assert stage in spec["params"]
+    metrics = [next(iter(m)) if isinstance(m, dict) else m for m in spec.get("metrics", [])]
+    assert f"reports/metrics/{sid}.json" in metrics
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in spec.get("outs", [])]
+    assert f"reports/executed/{sid}.ipynb" in outs and f"reports/html/{sid}.html" in outs
+
+
+@pytest.mark.parametrize("stage", sorted(NOTEBOOKS))
+def test_parameters_cell_matches_params_section(stage):
+    assert parameters_cell(NOTEBOOKS[stage]) == PARAMS[stage]
+
+
+@pytest.mark.parametrize("stage", sorted(PARAMS))
+def test_params_section_validates(stage):
+    validate_section(stage, PARAMS[stage])
+
+
+@pytest.mark.parametrize("profile", ["default"] + sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+def test_profiles_validate(profile):
+    merged = profile_params(ROOT, profile)
+    assert set(merged) == set(PARAMS)
+
+
+@pytest.mark.parametrize("stage", sorted(NOTEBOOKS))
+def test_notebooks_are_committed_without_outputs(stage):
+    nb = json.loads(NOTEBOOKS[stage].read_text(encoding="utf-8"))
+    assert nb["metadata"]["kernelspec"]["name"] == "vlstudy"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs", []) == [] and cell.get("execution_count") is None

@@ -1,0 +1,54 @@
+"""Chinese labels render with a real CJK font; the report page stands alone offline."""
+
+import json
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only; notebooks keep the inline backend
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+from vlstudy.plotting import cjk_font_path, use_cjk_font  # noqa: E402
+from vlstudy.report import build_index, flatten_metrics  # noqa: E402
+
+
+def test_chinese_labels_use_the_cjk_font_without_missing_glyphs(tmp_path):
+    family = use_cjk_font()
+    found = font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))
+    assert Path(found) == cjk_font_path()
+    fig, ax = plt.subplots()
+    ax.bar(["翻唱", "电视剧周边（预告/杂谈）", "美食测评"], [3, -1, 2])
+    ax.set_title("各类目视频数量")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for boxes
+        fig.savefig(tmp_path / "zh.png")
+    plt.close(fig)
+    assert family == "Noto Sans CJK SC" and matplotlib.rcParams["axes.unicode_minus"] is False
+
+
+def test_build_index_gathers_stages_in_pipeline_order(tmp_path):
+    (tmp_path / "dvc.yaml").write_text("stages:\n  first: {cmd: x}\n  second: {cmd: y}\n")
+    metrics = tmp_path / "reports" / "metrics"
+    metrics.mkdir(parents=True)
+    (metrics / "second.json").write_text(json.dumps({"acc": 0.5, "_seconds": 3}))
+    (metrics / "first.json").write_text(json.dumps({"counts": {"train": 10}, "_captions": {"fig": "图一"}}))
+    figs = tmp_path / "reports" / "figures" / "first"
+    figs.mkdir(parents=True)
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    fig.savefig(figs / "fig.png")
+    plt.close(fig)
+    pd.DataFrame({"model": ["ours"], "top1": [0.5]}).to_csv(figs / "table_results.csv", index=False)
+    out = build_index(tmp_path, tmp_path / "reports" / "index.html", data_note="数据不同")
+    html = out.read_text(encoding="utf-8")
+    assert html.index("id='first'") < html.index("id='second'")
+    assert "counts.train" in html and "data:image/png;base64," in html and "图一" in html
+    assert "<h3>results</h3>" in html and "数据不同" in html
+    assert "http://" not in html and "https://" not in html
+
+
+def test_flatten_metrics_skips_private_keys():
+    assert flatten_metrics({"a": {"b": 1, "_c": 2}, "_d": 3, "e": [1]}) == {"a.b": 1}

@@ -1,0 +1,201 @@
+"""Rendering mini-Youku videos: textured scenes, a moving shape, shots with cuts and fades, scene text.
+
+A :class:`VideoSpec` fully describes a video (every random choice is drawn when the spec is made), so that
+rendering is a pure function ``spec → frames`` and a duplicate can be rendered from its original's spec with
+small perturbations. Frames are uint8 RGB arrays (T, H, W, 3); :func:`write_mp4` encodes them as H.264 with
+PyAV (libx264, yuv420p, one thread so that the bytes are reproducible).
+
+Written by hand because it *is* the dataset: no library draws this world.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from vlstudy.data.mini_youku.world import COLOURS, DISTRACTOR_COLOUR, NEUTRAL_SCENE, SCENES, Scene
+
+__all__ = ["ShotSpec", "VideoSpec", "render", "write_mp4"]
+
+
+@dataclass(frozen=True)
+class ShotSpec:
+    """One shot: its length, how it begins, the camera and the object's path."""
+
+    n_frames: int
+    transition: str  # how the shot begins: "none" (first shot) | "cut" | "fade"
+    pan: tuple[float, float]  # camera offset (px) at the shot start
+    pan_velocity: tuple[float, float]  # px per frame
+    zoom: float  # pattern scale factor
+    center: tuple[float, float]  # object path centre (x, y) in px
+    amplitude: float  # path amplitude in px
+    period: float  # path period in frames
+    phase: float  # radians
+    radius: float  # object half-size in px
+    text: str | None = None  # scene text shown in the lower band of this shot, if any
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """Everything needed to render a video. ``scene`` is an index into SCENES, or -1 for the neutral room."""
+
+    scene: int
+    shape: str
+    motion: str
+    colour: tuple[int, int, int]
+    shots: tuple[ShotSpec, ...]
+    size: int = 64
+    fps: int = 4
+    brightness: float = 1.0
+    noise_seed: int = 0
+    noise_std: float = 2.0
+    shift: tuple[int, int] = (0, 0)  # duplicate perturbation: whole-frame shift in px
+    trim: tuple[int, int] = (0, 0)  # duplicate perturbation: frames dropped at (start, end)
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def n_frames(self) -> int:
+        return sum(s.n_frames for s in self.shots) - self.trim[0] - self.trim[1]
+
+    @property
+    def duration(self) -> float:
+        return self.n_frames / self.fps
+
+    def perturbed(self, rng: np.random.Generator) -> VideoSpec:
+        """A near-duplicate: shifted by 1-3 px, brightness +-10%, up to 1 s trimmed at either end, new noise."""
+        shift = tuple(int(v) * int(rng.choice([-1, 1])) for v in rng.integers(1, 4, size=2))
+        trim = tuple(int(v) for v in rng.integers(0, self.fps + 1, size=2))
+        return replace(self, shift=shift, trim=trim, brightness=self.brightness * float(rng.uniform(0.9, 1.1)),
+                       noise_seed=int(rng.integers(2**31)))
+
+
+def _background(scene: Scene, shot: ShotSpec, size: int) -> np.ndarray:
+    """(T, H, W, 3) float background of one shot, with the camera panning."""
+    t = np.arange(shot.n_frames, dtype=np.float32)[:, None, None]
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    x = (x[None] + shot.pan[0] + shot.pan_velocity[0] * t) / shot.zoom
+    y = (y[None] + shot.pan[1] + shot.pan_velocity[1] * t) / shot.zoom
+    p = scene.period
+    if scene.pattern == "hstripes":
+        w = np.sin(2 * np.pi * y / p)
+    elif scene.pattern == "vstripes":
+        w = np.sin(2 * np.pi * x / p)
+    elif scene.pattern == "checker":
+        w = np.sin(np.pi * x / p) * np.sin(np.pi * y / p)
+    elif scene.pattern == "diagonal":
+        w = np.sin(2 * np.pi * (x + y) / (p * 1.4))
+    elif scene.pattern == "rings":
+        w = np.sin(2 * np.pi * np.hypot(x - 32 / shot.zoom, y - 32 / shot.zoom) / p)
+    else:  # flat: a soft vertical gradient
+        w = (y - y.mean()) / (size * 2)
+    w = (np.clip(w * 1.5, -1, 1) + 1) / 2  # (T, H, W) in [0, 1]
+    a = np.asarray(scene.colour_a, np.float32)
+    b = np.asarray(scene.colour_b, np.float32)
+    return a * w[..., None] + b * (1 - w[..., None])
+
+
+def _object_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+    ax, ay = np.abs(dx), np.abs(dy)
+    if shape == "disc":
+        return dx**2 + dy**2 <= r**2
+    if shape == "square":
+        return np.maximum(ax, ay) <= r * 0.85
+    if shape == "triangle":  # apex up
+        return (dy <= r * 0.8) & (dy >= -r) & (ax <= (dy + r) * 0.55)
+    if shape == "cross":
+        return ((ax <= r / 3) & (ay <= r)) | ((ay <= r / 3) & (ax <= r))
+    if shape == "ring":
+        d2 = dx**2 + dy**2
+        return (d2 <= r**2) & (d2 >= (r * 0.55) ** 2)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _object_path(motion: str, shot: ShotSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Object centre per frame: bounce moves only vertically, slide only horizontally, orbit on a circle."""
+    angle = 2 * np.pi * np.arange(shot.n_frames) / shot.period + shot.phase
+    cx, cy = shot.center
+    if motion == "bounce":
+        return np.full(shot.n_frames, cx), cy - shot.amplitude * np.abs(np.sin(angle)) + shot.amplitude / 2
+    if motion == "slide":
+        return cx + shot.amplitude * np.sin(angle), np.full(shot.n_frames, cy)
+    if motion == "orbit":
+        return cx + shot.amplitude * np.cos(angle), cy + shot.amplitude * np.sin(angle)
+    raise ValueError(f"unknown motion {motion!r}")
+
+
+@lru_cache(maxsize=256)
+def _text_bitmap(text: str, height: int, width: int) -> np.ndarray:
+    """(height, width) float alpha mask of `text` in the kit's CJK font, centred."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from vlstudy.plotting import cjk_font_path
+
+    font = ImageFont.truetype(str(cjk_font_path()), size=max(height - 2, 6))
+    img = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(img)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    draw.text(((width - (right - left)) / 2 - left, (height - (bottom - top)) / 2 - top), text, fill=255, font=font)
+    return np.asarray(img, np.float32) / 255.0
+
+
+def _render_shot(spec: VideoSpec, shot: ShotSpec) -> np.ndarray:
+    scene = NEUTRAL_SCENE if spec.scene < 0 else SCENES[spec.scene]
+    frames = _background(scene, shot, spec.size)  # (T, H, W, 3)
+    y, x = np.mgrid[0:spec.size, 0:spec.size].astype(np.float32)
+    xs, ys = _object_path(spec.motion, shot)
+    colour = np.asarray(spec.colour, np.float32)
+    for t in range(shot.n_frames):
+        mask = _object_mask(spec.shape, x - xs[t], y - ys[t], shot.radius)
+        frames[t][mask] = colour
+    if shot.text:
+        band = max(spec.size // 6, 9)
+        alpha = _text_bitmap(shot.text, band, spec.size)[None, :, :, None]
+        lower = frames[:, -band:]
+        frames[:, -band:] = lower * 0.35 * (1 - alpha) + 255.0 * alpha
+    return frames
+
+
+def render(spec: VideoSpec) -> np.ndarray:
+    """Render a video: (T, H, W, 3) uint8, with fades between shots where the spec asks for them."""
+    shots = []
+    for shot in spec.shots:
+        frames = _render_shot(spec, shot)
+        if shot.transition == "fade" and shots:  # fade through black over 2 frames out and 2 frames in
+            ramp = np.array([0.15, 0.55], np.float32)[:, None, None, None]
+            shots[-1][-2:] *= ramp[::-1]
+            frames[:2] *= ramp
+        shots.append(frames)
+    video = np.concatenate(shots) * spec.brightness
+    rng = np.random.default_rng(spec.noise_seed)
+    video += spec.noise_std * rng.standard_normal(size=(*video.shape[:3], 1), dtype=np.float32)  # luma noise
+    if spec.shift != (0, 0):
+        video = np.roll(video, shift=spec.shift, axis=(2, 1))
+    start, end = spec.trim
+    video = video[start: len(video) - end]
+    return np.clip(video, 0, 255).astype(np.uint8)
+
+
+def write_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
+    """Encode (T, H, W, 3) uint8 frames as H.264 mp4 (libx264, yuv420p, 1 thread: reproducible bytes)."""
+    import av
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "threads": "1", "crf": "26"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+
+
+DISTRACTOR_RGB = DISTRACTOR_COLOUR[1]
+OBJECT_RGB = {k: v[1] for k, v in COLOURS.items()}

@@ -1,0 +1,212 @@
+"""The texts of mini-Youku: titles, captions, VideoMind layers, 6W tags, descriptions, subtitles, bad titles.
+
+Every text is assembled from the fixed world (:mod:`vlstudy.data.mini_youku.world`) and a video's drawn cues,
+with an explicit ``numpy.random.Generator``:
+
+* **benchmark titles** (classification) carry only the designed language cues: the format group's wording
+  (with probability ``p_group``) and a class keyword (``p_keyword``), padded with class-neutral filler. They do
+  not name the scene or the object: vision must supply those.
+* **pool titles** (pre-training) read like real uploads: they often name what is seen (the object, its motion,
+  the place, who is in it) besides wording and keywords; this is what pre-training learns from.
+* **captions** describe subject, action, object and background (>= 15 CJK characters); val/test items get
+  several paraphrases as references.
+* VideoMind layers: factual (what is seen), abstract (what it is about), intent ("[主体]通过[动作]旨在[意图]"),
+  and 6W tags (who/what/when/where/why/how); Panda-70M style description and subtitles.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from vlstudy.data.mini_youku.world import CLASSES, COLOURS, DISTRACTOR_COLOUR, GROUPS, MOTIONS, SCENES, SHAPES
+
+__all__ = ["Cues", "benchmark_title", "pool_title", "caption", "references", "videomind_layers", "tags_6w",
+           "description", "subtitles", "ad_title", "meaningless_title", "short_title", "long_title", "where"]
+
+
+@dataclass(frozen=True)
+class Cues:
+    """What a video shows and what its title may say (drawn once per video)."""
+
+    label: int
+    scene_shown: bool
+    object_shown: bool
+    group_cue: bool
+    keyword_cue: bool
+    shape: str  # the shape actually shown (the class's, or the distractor's)
+    motion: str
+    night: bool = False
+
+    @property
+    def design(self):
+        return CLASSES[self.label]
+
+    @property
+    def object_words(self) -> str:
+        colour = COLOURS[self.design.look.colour][0] if self.object_shown else DISTRACTOR_COLOUR[0]
+        return f"{colour}的{SHAPES[self.shape]}"
+
+
+_LOCATIVE = {"舞台": "舞台上", "球场": "球场上", "广场": "广场上", "街道": "街道上", "山野": "山野间", "电脑屏幕前": "电脑屏幕前"}
+_PREFIX = ("今天", "大家好", "最新", "独家", "高清", "必看", "收藏", "分享", "周末", "来了")
+_SUFFIX = ("值得一看", "你们觉得呢", "记得点赞", "欢迎关注", "太精彩了", "一起来看吧", "超级好看", "建议收藏", "不看后悔", "第二弹")
+_EPISODE = ("第{n}期", "第{n}集", "【{n}】", "vol.{n}", "{m}月{d}日")
+_CONNECT = ("真的", "这个", "居然", "原来", "竟然", "终于")
+
+
+def where(cues: Cues) -> str:
+    """The place phrase of a video, e.g. 舞台上 / 厨房里 / 室内."""
+    if not cues.scene_shown:
+        return "室内"
+    name = SCENES[cues.design.scene].name
+    return _LOCATIVE.get(name, f"{name}里")
+
+
+def _pick(rng: np.random.Generator, options) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _episode(rng: np.random.Generator) -> str:
+    return _pick(rng, _EPISODE).format(n=int(rng.integers(1, 99)), m=int(rng.integers(1, 13)), d=int(rng.integers(1, 29)))
+
+
+def _join(parts: list[str], rng: np.random.Generator) -> str:
+    """Join title parts with the separators real titles use."""
+    out = parts[0]
+    for part in parts[1:]:
+        out += _pick(rng, (" ", "，", "！", "", " | ")) + part
+    return out
+
+
+def benchmark_title(cues: Cues, rng: np.random.Generator) -> str:
+    """A classification title: designed language cues only, plus class-neutral filler."""
+    d = cues.design
+    parts = [_pick(rng, _PREFIX)]
+    if rng.random() < 0.5:
+        parts.append(_episode(rng))
+    if cues.group_cue:
+        parts.append(_pick(rng, GROUPS[d.group]["phrases"]))
+    if cues.keyword_cue:
+        parts.append(f"{_pick(rng, _CONNECT)}{_pick(rng, d.keywords)}")
+    parts.append(_pick(rng, _SUFFIX))
+    if not cues.group_cue and not cues.keyword_cue:
+        parts.insert(1, _pick(rng, _CONNECT) + _pick(rng, ("好看", "精彩", "有意思", "不一样")))
+    return _join(parts, rng)
+
+
+def pool_title(cues: Cues, rng: np.random.Generator) -> str:
+    """A pre-training title: like an upload title, often naming what is seen."""
+    d = cues.design
+    parts = []
+    if rng.random() < 0.5:
+        parts.append(_pick(rng, _PREFIX))
+    if cues.keyword_cue:
+        parts.append(f"【{_pick(rng, d.keywords)}】")
+    if rng.random() < 0.5:
+        parts.append(d.subject + d.activity)
+    if rng.random() < 0.75:
+        seen = f"{cues.object_words}{_pick(rng, MOTIONS[cues.motion])}"
+        parts.append(f"{where(cues)}{seen}" if rng.random() < 0.6 else seen)
+    elif rng.random() < 0.5:
+        parts.append(f"在{where(cues)}")
+    if cues.group_cue:
+        parts.append(_pick(rng, GROUPS[d.group]["phrases"]))
+    parts.append(_pick(rng, _SUFFIX))
+    return _join(parts, rng)
+
+
+_CAPTION_TEMPLATES = (
+    "{subj}在{where}{act}，画面中一个{obj}{mot}。",
+    "{where}，{subj}正在{act}，一个{obj}{mot}。",
+    "一个{obj}在{where}{mot}，旁边{subj}在{act}。",
+    "画面中{subj}在{where}{act}，还有一个{obj}不停地{mot}。",
+    "视频里{subj}在{where}{act}，同时可以看到一个{obj}{mot}。",
+)
+
+
+def caption(cues: Cues, rng: np.random.Generator) -> str:
+    """One caption naming subject, action, object and background (>= 15 CJK characters)."""
+    d = cues.design
+    template = _pick(rng, _CAPTION_TEMPLATES)
+    return template.format(subj=d.subject, act=d.activity, where=where(cues), obj=cues.object_words,
+                           mot=_pick(rng, MOTIONS[cues.motion]))
+
+
+def references(cues: Cues, rng: np.random.Generator, n: int) -> list[str]:
+    """`n` distinct paraphrased captions of one video (val/test references)."""
+    out: list[str] = []
+    for _ in range(20 * n):
+        text = caption(cues, rng)
+        if text not in out:
+            out.append(text)
+        if len(out) == n:
+            break
+    return out
+
+
+def videomind_layers(cues: Cues, rng: np.random.Generator) -> dict[str, str]:
+    """VideoMind's three layers: factual (what is seen), abstract (what it is about), intent (why)."""
+    d = cues.design
+    factual = f"{where(cues)}，{d.subject}在{d.activity}，一个{cues.object_words}{_pick(rng, MOTIONS[cues.motion])}。"
+    abstract = f"这是一段关于{d.topic}的视频。"
+    intent = f"{d.subject}通过{d.activity}旨在{d.intent}。"
+    return {"factual": factual, "abstract": abstract, "intent": intent}
+
+
+def tags_6w(cues: Cues) -> str:
+    """6W tags (who, what, when, where, why, how) as a JSON object string."""
+    d = cues.design
+    tags = {
+        "who": d.subject,
+        "what": f"{d.activity}，{cues.object_words}",
+        "when": "夜晚" if cues.night else "白天",
+        "where": where(cues),
+        "why": d.intent,
+        "how": MOTIONS[cues.motion][0],
+    }
+    return json.dumps(tags, ensure_ascii=False, sort_keys=True)
+
+
+def description(cues: Cues, rng: np.random.Generator) -> str:
+    """A Panda-70M style video description (uploader's text)."""
+    d = cues.design
+    return f"本期视频{d.subject}为大家带来{d.topic}相关内容，{_pick(rng, _SUFFIX)}。"
+
+
+def subtitles(cues: Cues, rng: np.random.Generator) -> str:
+    """Panda-70M style subtitles (speech), a few lines separated by newlines."""
+    d = cues.design
+    lines = [f"大家好，今天我们来聊聊{_pick(rng, d.keywords)}", f"{d.subject}正在{d.activity}", _pick(rng, _SUFFIX)]
+    return "\n".join(lines)
+
+
+# --- defects (pre-training pool only) ----------------------------------------------------------------------
+_AD = ("加微信{num}领取优惠券", "vx:{num} 包邮", "淘宝搜索同款 点击链接购买", "私信我免费送", "扫码关注有礼",
+       "QQ群{num}代购", "限时折扣 加V了解", "www.youku-deal{n}.com 领取福利")
+_MEANINGLESS = ("哈哈哈哈哈哈哈哈", "无标题", "视频{n}", "。。。。。。", "随便拍拍", "asdfghjkl", "111111", "啊啊啊啊啊啊",
+                "测试测试测试", "!!!???")
+
+
+def ad_title(cues: Cues, rng: np.random.Generator) -> str:
+    """An ordinary title with an advertisement pattern inserted."""
+    ad = _pick(rng, _AD).format(num=int(rng.integers(10**7, 10**9)), n=int(rng.integers(100)))
+    base = pool_title(cues, rng)
+    return f"{base} {ad}" if rng.random() < 0.5 else f"{ad} {base}"
+
+
+def meaningless_title(rng: np.random.Generator) -> str:
+    return _pick(rng, _MEANINGLESS).format(n=int(rng.integers(1, 999)))
+
+
+def short_title(cues: Cues, rng: np.random.Generator) -> str:
+    """Two to four words: too short a title to describe anything."""
+    d = cues.design
+    return _pick(rng, (f"{_pick(rng, d.keywords)}视频", f"{_pick(rng, _PREFIX)}{_pick(rng, d.keywords)}", "好看"))
+
+
+def long_title(cues: Cues, rng: np.random.Generator) -> str:
+    """More than 30 words: several titles run together."""
+    return "，".join(pool_title(cues, rng) for _ in range(5))
