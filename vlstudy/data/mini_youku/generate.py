@@ -47,8 +47,9 @@ from tqdm.auto import tqdm
 from vlstudy.config import to_dict
 from vlstudy.data.classes import CLASS_NAMES, NUM_CLASSES
 from vlstudy.data.mini_youku import text as T
-from vlstudy.data.mini_youku.render import DISTRACTOR_RGB, OBJECT_RGB, ShotSpec, VideoSpec, render, write_mp4
+from vlstudy.data.mini_youku.render import DISTRACTOR_RGB, ENCODER_OPTIONS, OBJECT_RGB, ShotSpec, VideoSpec, render
 from vlstudy.data.mini_youku.world import CLASSES, MOTIONS, SHAPES, designed_ceilings
+from vlstudy.data.video import write_video
 
 __all__ = ["CueConfig", "SplitCounts", "DefectRates", "MiniYoukuConfig", "Item", "generate", "plan",
            "TASK_FILES", "DEFECTS"]
@@ -392,7 +393,7 @@ def plan(cfg: MiniYoukuConfig) -> list[Item]:
 def _render_one(args: tuple[VideoSpec, str, str, int]) -> tuple[str, int]:
     spec, path, corrupt, seed = args
     frames = render(spec)
-    write_mp4(frames, Path(path), spec.fps)
+    write_video(path, frames, spec.fps, ENCODER_OPTIONS)
     if corrupt:
         data = Path(path).read_bytes()
         rng = np.random.default_rng(seed)

@@ -2,8 +2,8 @@
 
 A :class:`VideoSpec` fully describes a video (every random choice is drawn when the spec is made), so that
 rendering is a pure function ``spec → frames`` and a duplicate can be rendered from its original's spec with
-small perturbations. Frames are uint8 RGB arrays (T, H, W, 3); :func:`write_mp4` encodes them as H.264 with
-PyAV (libx264, yuv420p, one thread so that the bytes are reproducible).
+small perturbations. Frames are uint8 RGB arrays (T, H, W, 3), encoded with
+:func:`vlstudy.data.video.write_video` using ``ENCODER_OPTIONS`` (one thread, so the bytes are reproducible).
 
 Written by hand because it *is* the dataset: no library draws this world.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from vlstudy.data.mini_youku.world import COLOURS, DISTRACTOR_COLOUR, NEUTRAL_SCENE, SCENES, Scene
 
-__all__ = ["ShotSpec", "VideoSpec", "render", "write_mp4"]
+__all__ = ["ShotSpec", "VideoSpec", "render", "ENCODER_OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -178,24 +177,6 @@ def render(spec: VideoSpec) -> np.ndarray:
     return np.clip(video, 0, 255).astype(np.uint8)
 
 
-def write_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
-    """Encode (T, H, W, 3) uint8 frames as H.264 mp4 (libx264, yuv420p, 1 thread: reproducible bytes)."""
-    import av
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
-    with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "threads": "1", "crf": "26"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    tmp.replace(path)
-
-
+ENCODER_OPTIONS = {"preset": "ultrafast", "threads": "1", "crf": "26"}
 DISTRACTOR_RGB = DISTRACTOR_COLOUR[1]
 OBJECT_RGB = {k: v[1] for k, v in COLOURS.items()}
