@@ -1,0 +1,492 @@
+"""Dataset-construction filters of Youku-mPLUG §3.1, with a report of what each removed and how well.
+
+The paper keeps videos of 10-120 s whose titles have 5-30 words (jieba) and at least 5 Chinese characters,
+drops advertising and meaningless titles, near-duplicate videos, and pairs whose video and title disagree
+(Chinese-CLIP similarity). The thresholds are `FilterConfig` fields; the rules only look at observable data
+(titles, decoded videos, durations), never at ground-truth flags.
+
+Filters, in the order that attributes a removal (``FILTERS``; a video's ``first_reason`` is the first that
+flags it):
+
+=================  ==============================================================  =======================
+filter             flags a video when                                              ground-truth defects
+=================  ==============================================================  =======================
+unreadable         the file is missing or cannot be decoded                        corrupt
+duration           decoded duration < min_duration_s or > max_duration_s           too_short, too_long
+meaningless_title  the title has no content (``is_meaningless_title``)             meaningless_title
+ad_title           the title has an advertising word or pattern (``is_ad_title``)  ad_title
+title_length       not min..max jieba words, or < min_cjk_chars CJK characters     short_title, long_title
+duplicate          a near-copy of a kept video (vlstudy.data.fingerprint)          duplicate
+low_similarity     lowest video-text scores (vlstudy.data.similarity)              mismatched_title
+=================  ==============================================================  =======================
+
+The per-video rules (the first five) are evaluated on every video. The pool-level filters see only the
+videos that passed them: ``duplicate`` groups near-copies among those and keeps the longest of each group
+(a trimmed copy is shorter than its source; ties keep the earlier row), and ``low_similarity`` fits its scorer
+on them and removes the lowest ``similarity_quantile`` of their scores (or those below
+``similarity_threshold`` when set).
+
+Word count (`title_word_count`, also used by the mini-Youku generator to make normal titles): the number of
+tokens of ``jieba.Tokenizer().lcut(title)`` (jieba 0.42.1, default dictionary, accurate mode, HMM on) that
+contain at least one letter or number (Unicode categories L* and N*); whitespace, punctuation and
+symbol/emoji tokens do not count. A CJK character is one in the CJK Unified Ideographs blocks (basic,
+extension A, compatibility, and the supplementary planes).
+
+Precision and recall against the generator's ground truth (`filter_report`). A removal is *attributed* to
+its first reason. For filter f with defect set D_f:
+
+- precision_f = (removals attributed to f whose video has a defect in D_f) / (removals attributed to f);
+- recall_f = (videos with a defect in D_f whose removal is attributed to f) / (videos with a defect in D_f).
+
+Duplicates are counted per ground-truth group g (an original and its copies): a group needs |g| - 1
+removals, and tp_g = min(removals in g attributed to ``duplicate``, |g| - 1). Which copy survives does not
+matter (they are interchangeable; removing every copy loses one). precision = sum tp_g / removals attributed
+to ``duplicate``; recall = sum tp_g / sum (|g| - 1) (= the number of videos flagged ``duplicate``). The row
+``any`` pools the filters: true positives summed over filters, over all removals (precision) and over all
+videos with a defect (recall).
+
+Videos are decoded by at most two worker processes (``num_workers``), with a tqdm progress bar; where Python
+starts workers by spawning (macOS, Windows), a script calling `apply_filters` needs the usual
+``if __name__ == "__main__":`` guard (notebooks do not).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache, partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from vlstudy.data.fingerprint import (DedupConfig, Fingerprint, central_window, duplicate_groups, find_near_duplicates,
+                                     fingerprint, sample_indices)
+from vlstudy.data.schema import validate_frame
+from vlstudy.data.similarity import SimilarityConfig, VideoTextScorer, make_scorer
+from vlstudy.data.video import VideoReadError, read_frames, video_info
+
+__all__ = ["FilterConfig", "Filter", "FILTERS", "DEFECTS", "title_words", "title_word_count", "cjk_count",
+           "is_ad_title", "is_meaningless_title", "VideoEvidence", "inspect_video", "inspect_videos",
+           "flag_rules", "flag_duplicates", "flag_low_similarity", "apply_filters", "filter_report"]
+
+MAX_WORKERS = 2
+"""Videos are decoded by at most this many processes."""
+
+
+@dataclass
+class FilterConfig:
+    """Thresholds of the §3.1 filters (paper values as defaults).
+
+    Attributes:
+        min_title_words, max_title_words: allowed title length in jieba words (`title_word_count`).
+        min_cjk_chars: a title needs at least this many CJK characters.
+        min_duration_s, max_duration_s: allowed video duration in seconds (inclusive).
+        dedup: near-duplicate search settings (fingerprint rate, Hamming threshold, LSH bands).
+        similarity: which video-text scorer runs, and its settings.
+        similarity_quantile: share of the scored videos with the lowest scores that is removed.
+        similarity_threshold: when set, remove scores below it instead of a quantile.
+        num_workers: decoding processes (1 = in this process; at most 2).
+        seed: seeds the similarity scorer's k-means.
+    """
+
+    min_title_words: int = 5
+    max_title_words: int = 30
+    min_cjk_chars: int = 5
+    min_duration_s: float = 10.0
+    max_duration_s: float = 120.0
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    similarity_quantile: float = 0.05
+    similarity_threshold: float | None = None
+    num_workers: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 1 <= self.num_workers <= MAX_WORKERS:
+            raise ValueError(f"num_workers must be 1..{MAX_WORKERS}, got {self.num_workers}")
+        if not 0 <= self.similarity_quantile < 1:
+            raise ValueError(f"similarity_quantile must be in [0, 1), got {self.similarity_quantile}")
+        if self.min_title_words > self.max_title_words or self.min_duration_s > self.max_duration_s:
+            raise ValueError("a minimum is larger than its maximum")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One filter of the catalogue: its column name, the reason it states, the defects it should catch."""
+
+    name: str
+    reason: str
+    defects: tuple[str, ...]
+
+
+FILTERS: tuple[Filter, ...] = (
+    Filter("unreadable", "video file missing or undecodable", ("corrupt",)),
+    Filter("duration", "duration outside the allowed range", ("too_short", "too_long")),
+    Filter("meaningless_title", "meaningless title", ("meaningless_title",)),
+    Filter("ad_title", "advertising title", ("ad_title",)),
+    Filter("title_length", "title too short or too long", ("short_title", "long_title")),
+    Filter("duplicate", "near-duplicate of a kept video", ("duplicate",)),
+    Filter("low_similarity", "video and title disagree", ("mismatched_title",)),
+)
+DEFECTS: tuple[str, ...] = tuple(d for f in FILTERS for d in f.defects)
+"""Every defect flag the mini-Youku ground truth may carry ('' = none)."""
+_RULES = ("unreadable", "duration", "meaningless_title", "ad_title", "title_length")
+
+# -- titles ----------------------------------------------------------------------------------------------------
+
+_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+
+AD_WORDS: tuple[str, ...] = (
+    "加微信", "加微", "微信号", "威信", "薇信", "V信", "v信", "加V", "加v", "QQ群", "qq群", "扣扣", "加群", "进群",
+    "淘宝", "天猫", "拼多多", "链接", "领取", "优惠券", "折扣", "包邮", "私信", "扫码", "二维码", "代购", "免费送",
+    "免费领", "关注有礼", "点击购买",
+)
+"""Contact and promotion words. One counts only when it starts and ends on jieba word boundaries, so the
+天猫 (Tmall) inside 今天/猫咪 does not."""
+AD_PATTERNS: tuple[str, ...] = (
+    r"(?<![a-zA-Z])(?:vx|wx|qq)(?![a-zA-Z])",  # contact handles
+    r"1[3-9]\d{9}|\d{3}[\s-]\d{4}[\s-]\d{4}|\d{7,}",  # mobile numbers, grouped numbers, long digit runs
+    r"https?://|www\.|\.(?:com|cn|net|top|xyz)(?![a-zA-Z])",  # URLs
+)
+"""Advertising patterns matched anywhere in the title (case-insensitive)."""
+_AD_WORD = re.compile("(?=(%s))" % "|".join(map(re.escape, AD_WORDS)))  # lookahead: overlapping matches
+_AD_PATTERN = re.compile("|".join(f"(?:{p})" for p in AD_PATTERNS), re.IGNORECASE)
+
+PLACEHOLDER_TITLES = ("无标题", "未命名", "未知", "新建视频", "视频", "随便拍拍", "随便拍", "随手拍", "测试", "录屏",
+                      "屏幕录制", "video", "vid", "mov", "img", "test", "untitled")
+"""Titles that are a placeholder, optionally followed by digits or punctuation (视频123, VID_2023)."""
+_PLACEHOLDER = re.compile(r"^(?:%s)[\W\d_]*$" % "|".join(PLACEHOLDER_TITLES), re.IGNORECASE)
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_LATIN_RUN = re.compile(r"[a-zA-Z]{5,}")
+
+
+@cache
+def _tokenizer():
+    """A private jieba tokenizer (default dictionary), so user dictionaries added elsewhere do not change counts."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+def _is_word(token: str) -> bool:
+    return any(unicodedata.category(ch)[0] in "LN" for ch in token)
+
+
+def title_words(title: str) -> list[str]:
+    """The jieba words of a title that count (module docstring): tokens with a letter or number."""
+    return [t for t in _tokenizer().lcut(title) if _is_word(t)]
+
+
+def title_word_count(title: str) -> int:
+    """Number of jieba words of a title, as the title-length filter counts them (module docstring)."""
+    return len(title_words(title))
+
+
+def cjk_count(title: str) -> int:
+    """Number of CJK ideographs in a title."""
+    return len(_CJK.findall(title))
+
+
+def is_ad_title(title: str) -> bool:
+    """True when the title has an advertising word on word boundaries (``AD_WORDS``) or pattern (``AD_PATTERNS``)."""
+    if _AD_PATTERN.search(title):
+        return True
+    spans = [(m.start(), m.start() + len(m.group(1))) for m in _AD_WORD.finditer(title)]
+    if not spans:
+        return False
+    boundaries = set(np.cumsum([0, *map(len, _tokenizer().lcut(title))]).tolist())
+    return any(start in boundaries and end in boundaries for start, end in spans)
+
+
+def is_meaningless_title(title: str) -> bool:
+    """True when a title carries no content.
+
+    The rules, on the title's letters and numbers (Unicode L*, N*): none at all (punctuation, emoji); only
+    digits; at least 3 of them but at most 2 distinct (哈哈哈哈, 666666); a placeholder (``PLACEHOLDER_TITLES``,
+    e.g. 无标题, 视频123); one word repeated (好看好看好看); a run of 5+ Latin letters typed on one keyboard row
+    (asdfgh, qwerty: keyboard mash; English words typed on one row, e.g. "pretty", also match).
+    """
+    content = [ch for ch in title if unicodedata.category(ch)[0] in "LN"]
+    if not content or all(unicodedata.category(ch) == "Nd" for ch in content):
+        return True
+    if len(content) >= 3 and len(set(content)) <= 2:
+        return True
+    if _PLACEHOLDER.match(title.strip()):
+        return True
+    words = title_words(title)
+    if len(words) >= 2 and len(set(words)) == 1:
+        return True
+    return any(any(set(run.lower()) <= set(row) for row in _KEYBOARD_ROWS) for run in _LATIN_RUN.findall(title))
+
+
+# -- videos ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoEvidence:
+    """What decoding one video tells the filters.
+
+    Attributes:
+        duration: seconds (NaN when unreadable).
+        fingerprint: for the near-duplicate search (None when unreadable).
+        features: the similarity scorer's video features (None when unreadable).
+        error: why the video is unreadable ('' when it is readable).
+    """
+
+    duration: float
+    fingerprint: Fingerprint | None
+    features: np.ndarray | None
+    error: str = ""
+
+
+def _middle_indices(num_frames: int, k: int) -> np.ndarray:
+    """'middle' sampling: the centre frame of each of k equal segments, shape (k,)."""
+    edges = np.linspace(0, num_frames, k + 1).astype(np.int64)
+    return np.minimum((edges[:-1] + edges[1:]) // 2, num_frames - 1)
+
+
+def inspect_video(path: str | Path, dedup: DedupConfig, scorer: VideoTextScorer) -> VideoEvidence:
+    """Decode what the filters need from one video, in one read.
+
+    The fingerprint needs the ``dedup.window`` central frames of those sampled at ``dedup.fps``; the scorer
+    the 'middle' frames of ``scorer.num_frames`` equal segments. A video is readable when its metadata opens
+    and these frames decode.
+
+    Returns:
+        The evidence; ``error`` is set (no exception) when the file is missing or undecodable.
+    """
+    try:
+        info = video_info(path)
+        sampled = sample_indices(info.num_frames, info.fps, dedup.fps)
+        window = sampled[slice(*central_window(len(sampled), dedup.window))]
+        wanted = np.concatenate([window, _middle_indices(info.num_frames, scorer.num_frames)])
+        unique, position = np.unique(wanted, return_inverse=True)
+        frames = read_frames(path, unique)[position]  # (len(window) + num_frames, H, W, 3)
+        features = scorer.video_features(frames[len(window):])
+    except VideoReadError as e:
+        return VideoEvidence(float("nan"), None, None, e.reason)
+    return VideoEvidence(info.duration, fingerprint(frames[:len(window)], dedup), features)
+
+
+def inspect_videos(paths: Sequence[str], dedup: DedupConfig, scorer: VideoTextScorer,
+                   num_workers: int = MAX_WORKERS) -> list[VideoEvidence]:
+    """`inspect_video` over many files, in order, by up to two worker processes, with a progress bar."""
+    work = partial(inspect_video, dedup=dedup, scorer=scorer)
+    progress = partial(tqdm, total=len(paths), desc="decode videos", unit="video")
+    if min(num_workers, MAX_WORKERS) <= 1:
+        return [work(p) for p in progress(paths)]
+    with ProcessPoolExecutor(min(num_workers, MAX_WORKERS)) as pool:
+        return list(progress(pool.map(work, paths, chunksize=8)))
+
+
+# -- the filters -----------------------------------------------------------------------------------------------
+
+
+def flag_rules(titles: pd.Series, durations: np.ndarray, errors: Sequence[str], config: FilterConfig) -> pd.DataFrame:
+    """The per-video rules on every video.
+
+    Args:
+        titles: one title per video (None or blank counts as meaningless).
+        durations: decoded durations in seconds, shape (N,) (NaN when unreadable).
+        errors: decoding errors ('' = readable), length N.
+        config: thresholds.
+
+    Returns:
+        Boolean columns ``unreadable, duration, meaningless_title, ad_title, title_length`` (True = flagged)
+        and the integer column ``title_words``.
+    """
+    text = titles.fillna("").astype(str).str.strip().tolist()
+    words = np.array([title_word_count(t) for t in text], dtype=np.int64)
+    cjk = np.array([cjk_count(t) for t in text], dtype=np.int64)
+    readable = np.array([not e for e in errors])
+    with np.errstate(invalid="ignore"):
+        bad_duration = readable & ((durations < config.min_duration_s) | (durations > config.max_duration_s))
+    return pd.DataFrame({
+        "unreadable": ~readable,
+        "duration": bad_duration,
+        "meaningless_title": [not t or is_meaningless_title(t) for t in text],
+        "ad_title": [is_ad_title(t) for t in text],
+        "title_length": (words < config.min_title_words) | (words > config.max_title_words)
+                        | (cjk < config.min_cjk_chars),
+        "title_words": words,
+    }, index=titles.index)
+
+
+def flag_duplicates(fingerprints: Sequence[Fingerprint | None], durations: np.ndarray, candidates: np.ndarray,
+                    config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Near-duplicates among the candidate videos; the longest of each group is kept.
+
+    Args:
+        fingerprints: one per video (None for unreadable ones, which must not be candidates), length N.
+        durations: seconds, shape (N,).
+        candidates: boolean mask (N,) of the videos that take part.
+        config: search settings.
+
+    Returns:
+        ``flagged`` (N,) bool and ``keeper`` (N,) int64: position of the kept video of each flagged video's
+        group (-1 where not flagged).
+    """
+    where = np.flatnonzero(candidates)
+    pairs = find_near_duplicates([fingerprints[i] for i in where], config)
+    group = duplicate_groups(len(where), pairs)
+    order = pd.DataFrame({"group": group, "duration": durations[where], "row": where})
+    # The keeper of a group: longest duration, then the earliest row.
+    keeper_row = order.sort_values(["duration", "row"], ascending=[False, True]).groupby("group")["row"].first()
+    keeper = keeper_row.loc[group].to_numpy()
+    flagged = np.zeros(len(fingerprints), bool)
+    keeper_of = np.full(len(fingerprints), -1, np.int64)
+    is_copy = keeper != where
+    flagged[where[is_copy]] = True
+    keeper_of[where[is_copy]] = keeper[is_copy]
+    return flagged, keeper_of
+
+
+def flag_low_similarity(scores: np.ndarray, candidates: np.ndarray, quantile: float,
+                        threshold: float | None) -> np.ndarray:
+    """Candidates whose score is below `threshold`, or (threshold None) in the lowest `quantile` of theirs.
+
+    Args:
+        scores: video-text scores, shape (N,) (NaN = not scored, never flagged).
+        candidates: boolean mask (N,) of the videos that take part.
+        quantile: share of the scored candidates to remove when no threshold is given.
+        threshold: an absolute score threshold, or None.
+
+    Returns:
+        Boolean flags, shape (N,).
+    """
+    scored = candidates & ~np.isnan(scores)
+    if threshold is None:
+        if not scored.any() or quantile == 0:
+            return np.zeros(len(scores), bool)
+        threshold = float(np.quantile(scores[scored], quantile))
+        return scored & (scores <= threshold)
+    return scored & (scores < threshold)
+
+
+def apply_filters(records: pd.DataFrame, ground_truth: pd.DataFrame | None = None,
+                  config: FilterConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Run the §3.1 filters over a pool of records.
+
+    Args:
+        records: a record table (vlstudy.data.schema); ``video_path`` and ``title`` are used.
+        ground_truth: optional mini-Youku ``ground_truth.csv`` table (``video_id, defect, duplicate_of``);
+            only the report uses it.
+        config: thresholds; defaults to the paper's.
+
+    Returns:
+        ``kept``: the records that pass every filter (``duration`` filled with the decoded duration);
+        ``decisions``: one row per video: ``video_id``, one boolean column per filter (``FILTERS`` order; True =
+        flagged), ``first_reason`` ('' when kept), ``duration_s`` (decoded), ``title_words``, ``duplicate_of`` (the kept
+        copy's id, '' otherwise), ``similarity`` (NaN where not scored) and ``error``;
+        ``report``: `filter_report` of the decisions.
+    """
+    config = config or FilterConfig()
+    records = validate_frame(records)
+    scorer = make_scorer(config.similarity, title_words, np.random.default_rng(config.seed))
+    evidence = inspect_videos(records["video_path"].tolist(), config.dedup, scorer, config.num_workers)
+    durations = np.array([e.duration for e in evidence], dtype=np.float64)
+    errors = [e.error for e in evidence]
+
+    decisions = flag_rules(records["title"], durations, errors, config)
+    passed = ~decisions[list(_RULES)].to_numpy().any(axis=1)
+    duplicate, keeper = flag_duplicates([e.fingerprint for e in evidence], durations, passed, config.dedup)
+    passed &= ~duplicate
+    scores = np.full(len(records), np.nan)
+    where = np.flatnonzero(passed)
+    if len(where):
+        scores[where] = scorer.score([evidence[i].features for i in where], records["title"].iloc[where].tolist())
+    low = flag_low_similarity(scores, passed, config.similarity_quantile, config.similarity_threshold)
+
+    decisions.insert(0, "video_id", records["video_id"].to_numpy())
+    decisions["duplicate"] = duplicate
+    decisions["low_similarity"] = low
+    flags = decisions[[f.name for f in FILTERS]].to_numpy()
+    first = np.where(flags.any(axis=1), flags.argmax(axis=1), -1)
+    decisions["first_reason"] = [FILTERS[i].name if i >= 0 else "" for i in first]
+    decisions["duration_s"] = durations
+    ids = records["video_id"].to_numpy()
+    decisions["duplicate_of"] = [ids[k] if k >= 0 else "" for k in keeper]
+    decisions["similarity"] = scores
+    decisions["error"] = errors
+    decisions = decisions[["video_id", *(f.name for f in FILTERS), "first_reason", "duration_s", "title_words",
+                           "duplicate_of", "similarity", "error"]].reset_index(drop=True)
+
+    kept_mask = first < 0
+    kept = records[kept_mask].copy()
+    kept["duration"] = kept["duration"].fillna(pd.Series(durations[kept_mask], index=kept.index))
+    return validate_frame(kept), decisions, filter_report(decisions, ground_truth)
+
+
+def _ground_truth_defects(decisions: pd.DataFrame, ground_truth: pd.DataFrame) -> pd.DataFrame:
+    """The ground-truth ``defect`` and ``duplicate_of`` of each decided video (errors name the missing key)."""
+    missing = [c for c in ("video_id", "defect", "duplicate_of") if c not in ground_truth.columns]
+    if missing:
+        raise ValueError(f"ground truth: missing column(s) {missing}")
+    truth = ground_truth.set_index(ground_truth["video_id"].astype(str))[["defect", "duplicate_of"]]
+    truth = truth.fillna("").astype(str)
+    absent = decisions.loc[~decisions["video_id"].isin(truth.index), "video_id"]
+    if len(absent):
+        raise ValueError(f"ground truth: no row for video_id {absent.iloc[0]!r} ({len(absent)} videos missing)")
+    unknown = sorted(set(truth["defect"]) - set(DEFECTS) - {""})
+    if unknown:
+        raise ValueError(f"ground truth: unknown defect value(s) {unknown}; known: {list(DEFECTS)}")
+    return truth.loc[decisions["video_id"]].reset_index(drop=True)
+
+
+def _duplicate_true_positives(decisions: pd.DataFrame, truth: pd.DataFrame) -> tuple[int, int]:
+    """(sum of tp_g, sum of |g| - 1) over ground-truth duplicate groups (module docstring)."""
+    is_copy = truth["defect"] == "duplicate"
+    group = truth["duplicate_of"].where(is_copy, decisions["video_id"])  # a copy joins its original's group
+    removed = decisions["first_reason"] == "duplicate"
+    table = pd.DataFrame({"group": group, "removed": removed, "copy": is_copy})
+    per_group = table.groupby("group").agg(removed=("removed", "sum"), copies=("copy", "sum"))
+    return int(np.minimum(per_group["removed"], per_group["copies"]).sum()), int(per_group["copies"].sum())
+
+
+def filter_report(decisions: pd.DataFrame, ground_truth: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Counts per filter and, given the ground truth, each filter's precision and recall (module docstring).
+
+    Args:
+        decisions: the decisions table of `apply_filters`.
+        ground_truth: optional table with ``video_id, defect, duplicate_of`` for every decided video.
+
+    Returns:
+        One row per filter plus ``any``: ``filter, reason, flagged`` (videos it flags), ``removed`` (removals
+        attributed to it); with ground truth also ``defects, support, true_positives, precision, recall``
+        (NaN where undefined).
+    """
+    rows = []
+    for f in FILTERS:
+        rows.append({"filter": f.name, "reason": f.reason, "flagged": int(decisions[f.name].sum()),
+                     "removed": int((decisions["first_reason"] == f.name).sum())})
+    removed_any = decisions["first_reason"] != ""
+    rows.append({"filter": "any", "reason": "removed for any reason", "flagged": int(removed_any.sum()),
+                 "removed": int(removed_any.sum())})
+    report = pd.DataFrame(rows)
+    if ground_truth is None:
+        return report
+
+    truth = _ground_truth_defects(decisions, ground_truth)
+    stats = []
+    for f in FILTERS:
+        if f.name == "duplicate":
+            tp, support = _duplicate_true_positives(decisions, truth)
+        else:
+            has_defect = truth["defect"].isin(f.defects)
+            tp = int(((decisions["first_reason"] == f.name) & has_defect).sum())
+            support = int(has_defect.sum())
+        stats.append((",".join(f.defects), support, tp))
+    stats.append(("any", int(truth["defect"].ne("").sum()), sum(tp for _, _, tp in stats)))
+    report["defects"], report["support"], report["true_positives"] = zip(*stats)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        report["precision"] = np.where(report["removed"] > 0, report["true_positives"] / report["removed"], np.nan)
+        report["recall"] = np.where(report["support"] > 0, report["true_positives"] / report["support"], np.nan)
+    return report
