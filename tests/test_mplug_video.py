@@ -59,7 +59,7 @@ def test_widths_are_derived_from_the_video_encoder_and_the_lm(model):
     assert model.abstractor.queries.shape[-1] == VIDEO.hidden_size
     assert model.abstractor.proj.out_features == model.lm.config.hidden_size == LM.hidden_size
     assert model.vision_proj.in_features == VIDEO.hidden_size
-    assert model.text_proj.in_features == model.cls_head[0].in_features == LM.hidden_size
+    assert model.text_proj.in_features == model.cls_head[1].in_features == LM.hidden_size
     assert model.visual_prefix(None, batch_size=3).shape == (3, 4, LM.hidden_size)
 
 

@@ -59,3 +59,28 @@ def test_notebooks_are_committed_without_outputs(stage):
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             assert cell.get("outputs", []) == [] and cell.get("execution_count") is None
+
+
+def _metrics_files(stage: str) -> list[str]:
+    """The metrics files a stage writes, its matrix expanded with the values params.yaml gives it."""
+    matrix = DVC[stage].get("matrix")
+    if not matrix:
+        return [f"reports/metrics/{stage}.json"]
+    ((key, ref),) = matrix.items()  # the one matrix of this pipeline: modality_ablation over its variants
+    section, name = ref.strip("${}").split(".")
+    return [f"reports/metrics/{stage}@{value}.json" for value in PARAMS[section][name]]
+
+
+def test_report_depends_on_every_stages_metrics():
+    """DVC reruns `report` when any stage's numbers change only if it lists every metrics file as a dependency."""
+    expected = [f for stage in DVC if stage != "report" for f in _metrics_files(stage)]
+    metrics_deps = [d for d in DVC["report"]["deps"] if d.startswith("reports/metrics/")]
+    assert sorted(metrics_deps) == sorted(expected)
+    assert "reports/figures" in DVC["report"]["deps"]
+
+
+def test_modality_summary_depends_on_every_ablation_variant():
+    """The summary reads each variant's predictions from checkpoints/modality_ablation/<variant>/."""
+    outs = [o for o in DVC["modality_ablation"]["outs"] if o.startswith("checkpoints/")]
+    assert outs == ["checkpoints/modality_ablation/${item.variant}"]
+    assert "checkpoints/modality_ablation" in DVC["modality_summary"]["deps"]

@@ -24,6 +24,8 @@ table each was drawn from; declared as DVC plots).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -36,10 +38,12 @@ from typing import Any
 import yaml
 
 from vlstudy.config import ParamError, from_dict, to_dict
+from vlstudy.plotting import use_cjk_font
 
 STAGING_ENV = "VLSTUDY_STAGING"
 STAGE_ID_ENV = "VLSTUDY_STAGE_ID"
 KERNEL_NAME = "vlstudy"
+WORK_DIR = Path(".vlstudy") / "work"
 PARAMS_FILE = "params.yaml"
 
 __all__ = ["Stage", "find_root", "load_section", "validate_section", "run_stage", "notebook_path", "main"]
@@ -144,7 +148,7 @@ class Stage:
 
     Example (the second cell of every stage notebook)::
 
-        stage = Stage("dataset_statistics", dict(seed=seed, top_k=top_k))
+        stage = Stage.from_parameters("dataset_statistics", globals())
         P = stage.params
     """
 
@@ -155,9 +159,18 @@ class Stage:
         staging = os.environ.get(STAGING_ENV)
         self.staging = Path(staging) if staging else None
         self.params = validate_section(name, params)
+        use_cjk_font()  # every figure of every stage gets readable Chinese labels
         self.metrics: dict[str, Any] = {}
         self._outputs: list[str] = []
         self._t0 = time.time()
+
+    @classmethod
+    def from_parameters(cls, name: str, namespace: dict) -> Stage:
+        """The stage with its params read from a notebook's namespace: the variables its parameters cell set."""
+        from vlstudy.stages import STAGE_PARAMS
+
+        keys = [f.name for f in dataclasses.fields(STAGE_PARAMS[name])]
+        return cls(name, {k: namespace[k] for k in keys if k in namespace})
 
     # -- paths -----------------------------------------------------------------------------------------------
     def input(self, rel: str | Path) -> Path:
@@ -190,6 +203,24 @@ class Stage:
     def _write_manifest(self) -> None:
         if self.staging is not None:
             write_json_atomic(self.staging / ".outputs.json", self._outputs)
+
+    def scratch(self, *inputs: str | Path) -> Path:
+        """A work folder that outlives a failed or killed run of this stage, so that training resumes.
+
+        It is keyed by the stage's params and by the size and modification time of every file under `inputs`
+        (the upstream outputs the work depends on), so a rerun after an upstream change starts afresh. The runner
+        deletes the stage's work folders once the stage succeeded.
+        """
+        digest = hashlib.sha1(json.dumps(to_dict(self.params), sort_keys=True).encode())
+        for item in inputs:
+            base = self.root / item
+            files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else [base]
+            for f in files:
+                st = f.stat()
+                digest.update(f"{f.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns}".encode())
+        path = self.root / WORK_DIR / f"{self.id}-{digest.hexdigest()[:12]}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     @property
     def figures_dir(self) -> Path:
@@ -353,6 +384,8 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
     _offline_html(executed, staging / html_rel)
     _commit(staging, root, [f"reports/executed/{sid}.ipynb", html_rel, *outputs])
     shutil.rmtree(staging, ignore_errors=True)
+    for work in (root / WORK_DIR).glob(f"{sid}-*"):  # the run is complete: its resumable work is not needed
+        shutil.rmtree(work, ignore_errors=True)
     print(f"vlstudy: stage {sid} done in {time.time() - t0:.1f} s", file=sys.stderr)
     return 0
 

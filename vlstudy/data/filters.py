@@ -62,7 +62,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: readable in terminals, logs and rendered notebooks alike
 
 from vlstudy.data.fingerprint import (DedupConfig, Fingerprint, central_window, duplicate_groups, find_near_duplicates,
                                      fingerprint, sample_indices)

@@ -42,7 +42,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: readable in terminals, logs and rendered notebooks alike
 
 from vlstudy.data.transforms import resize_frames, to_tensor
 from vlstudy.data.video import Backend, Clip, VideoReadError, read_clip, sample_frame_indices, segment_bounds

@@ -13,6 +13,8 @@ captioning_{split}.csv           ``video_id:FILE,golden_caption`` (train: one ca
 retrieval_{split}.csv            ``clip_name:FILE,caption`` (test: empty)
 ground_truth.csv                 one row per video: task, split, source, label, duration, the injected
                                  defect and what each video shows (the generator's truth; see below)
+text_corpus.txt                  web-like Chinese text, one line each, for the text-LM stage: the stand-in
+                                 for what an off-the-shelf LM has read (it describes no video of the set)
 meta.json                        the configuration, counts and the designed per-modality ceilings
 ===============================  ========================================================================
 
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: readable in terminals, logs and rendered notebooks alike
 
 from vlstudy.config import to_dict
 from vlstudy.data.classes import CLASS_NAMES, NUM_CLASSES
@@ -51,7 +53,7 @@ from vlstudy.data.mini_youku.render import DISTRACTOR_RGB, ENCODER_OPTIONS, OBJE
 from vlstudy.data.mini_youku.world import CLASSES, MOTIONS, SHAPES, designed_ceilings
 from vlstudy.data.video import write_video
 
-__all__ = ["CueConfig", "SplitCounts", "DefectRates", "MiniYoukuConfig", "Item", "generate", "plan",
+__all__ = ["CueConfig", "SplitCounts", "DefectRates", "MiniYoukuConfig", "Item", "generate", "plan", "text_corpus",
            "TASK_FILES", "DEFECTS"]
 
 log = logging.getLogger("vlstudy.data")
@@ -64,7 +66,7 @@ TASK_FILES = {
 }
 DEFECTS = ("duplicate", "mismatched_title", "ad_title", "meaningless_title", "short_title", "long_title",
            "too_short", "too_long", "corrupt")
-_TASK_CODE = {"pretrain": 1, "classification": 2, "captioning": 3, "retrieval": 4, "defects": 9}
+_TASK_CODE = {"pretrain": 1, "classification": 2, "captioning": 3, "retrieval": 4, "corpus": 5, "defects": 9}
 _SCENE_TEXTS = ("优酷出品", "精彩片段", "高清", "独家", "第一集", "热门", "现场", "原创")
 
 
@@ -136,6 +138,7 @@ class MiniYoukuConfig:
     pool_duration: tuple[float, float] = (10.0, 30.0)
     benchmark_duration: tuple[float, float] = (10.0, 20.0)
     clip_duration: tuple[float, float] = (4.0, 8.0)
+    corpus_videos: int = 4000
     classification_cues: CueConfig = field(default_factory=CueConfig)
     content_cues: CueConfig = field(default_factory=lambda: CueConfig(0.9, 0.8, 0.7, 0.3))
     defects: DefectRates = field(default_factory=DefectRates)
@@ -288,8 +291,10 @@ def _inject_defects(items: list[Item], cfg: MiniYoukuConfig, titles: set[str]) -
         chosen[d] = order[start: start + counts[d]]
         start += counts[d]
     clean = order[start:]  # originals for duplicates and donors of mismatched titles come from here
+    # A duplicate may lose up to 1 s at each end: its original lasts >= 12 s so the copy stays within 10-120 s.
+    long_enough = np.array([i for i in clean if items[i].spec.duration >= 12.0])
     for i in chosen["duplicate"]:
-        original = items[int(rng.choice(clean))]
+        original = items[int(rng.choice(long_enough))]
         item = items[i]
         item.cues, item.extras = original.cues, dict(original.extras)
         item.spec = original.spec.perturbed(rng)
@@ -390,6 +395,16 @@ def plan(cfg: MiniYoukuConfig) -> list[Item]:
     return [*_pool(cfg, titles), *_classification(cfg, titles), *_captioning(cfg), *_retrieval(cfg)]
 
 
+def text_corpus(cfg: MiniYoukuConfig) -> list[str]:
+    """Lines of web-like text about `corpus_videos` imagined videos (see ``text.corpus_lines``)."""
+    lines = []
+    for i in range(cfg.corpus_videos):
+        rng = np.random.default_rng([cfg.seed, _TASK_CODE["corpus"], i])
+        cues = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
+        lines.extend(T.corpus_lines(cues, rng))
+    return lines
+
+
 def _render_one(args: tuple[VideoSpec, str, str, int]) -> tuple[str, int]:
     spec, path, corrupt, seed = args
     frames = render(spec)
@@ -484,6 +499,11 @@ def generate(cfg: MiniYoukuConfig, out_dir: Path, progress: bool = True) -> dict
             bar.update()
     bar.close()
     counts = _write_csvs(items, out)
+    corpus = text_corpus(cfg)
+    tmp = out / ".text_corpus.txt.tmp"
+    tmp.write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "text_corpus.txt")
+    counts["text_corpus_lines"] = len(corpus)
     _csv(_ground_truth(items, n_frames, cfg.fps), out / "ground_truth.csv")
     c = cfg.classification_cues
     meta = {

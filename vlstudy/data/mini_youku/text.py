@@ -23,7 +23,7 @@ import numpy as np
 
 from vlstudy.data.mini_youku.world import CLASSES, COLOURS, DISTRACTOR_COLOUR, GROUPS, MOTIONS, SCENES, SHAPES
 
-__all__ = ["Cues", "benchmark_title", "pool_title", "caption", "references", "videomind_layers", "tags_6w",
+__all__ = ["Cues", "corpus_lines", "benchmark_title", "pool_title", "caption", "references", "videomind_layers", "tags_6w",
            "description", "subtitles", "ad_title", "meaningless_title", "short_title", "long_title", "where"]
 
 
@@ -210,3 +210,22 @@ def short_title(cues: Cues, rng: np.random.Generator) -> str:
 def long_title(cues: Cues, rng: np.random.Generator) -> str:
     """More than 30 words: several titles run together."""
     return "，".join(pool_title(cues, rng) for _ in range(5))
+
+
+_CHANNEL = ("优酷频道：{name}", "{name}频道精选", "热门分类 {name}", "更多{name}视频", "分类：{name}")
+
+
+def corpus_lines(cues: Cues, rng: np.random.Generator) -> list[str]:
+    """Web-like text about one imagined video: what a Chinese LM would have read before any video data.
+
+    The text-LM stage trains the frozen decoder on these lines (plus the pool's titles). They use the world's
+    vocabulary — captions, titles, the VideoMind layers, descriptions, subtitles — and, like a video site's page,
+    a title next to its channel (category). They belong to no video of the dataset.
+    """
+    d = cues.design
+    layers = videomind_layers(cues, rng)
+    channel = _pick(rng, _CHANNEL).format(name=d.name)
+    return [
+        caption(cues, rng), pool_title(cues, rng), f"{benchmark_title(cues, rng)}（{channel}）", layers["abstract"],
+        layers["intent"], description(cues, rng), *subtitles(cues, rng).split("\n"),
+    ]

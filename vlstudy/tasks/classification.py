@@ -1,0 +1,186 @@
+"""Video category classification (Youku-mPLUG Table 4) and its modality ablation (Table 6).
+
+Protocol (official ``run_cls_distributed_gpt3.py``; shared/DESIGN.md): 8 frames; fine-tuning with AdamW, lr 2e-5,
+100 warmup steps. mPLUG-video ranks all 45 class names by the un-normalised sum of their log-likelihood after
+``视频标题：{title} 视频类目：`` (softmax over the 45 gives top-1/top-5) and reports an MLP head beside it; its
+training loss is the generation loss of the true class name plus the head's cross-entropy. The ALPRO-style
+baseline has a classification head on its fusion CLS. Reported on val (the test split has no released labels);
+test predictions are written as a submission file.
+
+Modalities (the ablation): ``vision_language`` reads video and title; ``vision`` formats the prompt with an empty
+title; ``language`` gives no video (mPLUG-video keeps its learned queries as a soft prompt; ALPRO reads its text
+CLS). ``pretrained=False`` keeps the architecture of ``init`` but not its weights: the video side starts from
+scratch (the LM of mPLUG-video stays the text-LM stage's, as it is frozen in every variant).
+
+Outputs in ``paths.out``: ``predictions_val.parquet`` (per item: label and both score sets), ``per_item.csv``,
+``predictions_test.csv`` (submission: video_id and predicted class name), ``train_log.jsonl`` and
+``result.json`` (each score set's top-1/top-5 with 95% bootstrap intervals over test items).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from transformers import AutoTokenizer
+
+from vlstudy.data.classes import CLASS_NAMES
+from vlstudy.data.datasets import collate_videos
+from vlstudy.metrics.classification import classification_metrics
+from vlstudy.models.alpro import ALPRO, ALPROConfig
+from vlstudy.models.checkpoint_io import read_config
+from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig, classification_prompt
+from vlstudy.tasks.common import TaskPaths, VideoInputConfig, interval_summary, load_split, predict, video_dataset, \
+    write_json, zero_loss
+from vlstudy.train.distributed import is_main_process
+from vlstudy.train.trainer import TrainConfig, Trainer
+
+__all__ = ["ClassificationConfig", "CONFIG", "run", "load_model", "Modality"]
+
+Modality = Literal["vision_language", "vision", "language"]
+
+
+@dataclass
+class ClassificationConfig:
+    """Attributes:
+        model: which model: ``mplug_video`` or ``alpro``.
+        init: a pre-trained model folder (its ``config.json`` fixes the architecture).
+        pretrained: load the weights of `init` (False: the same architecture from scratch).
+        modality: what the model reads.
+        num_frames: frames per clip (official: 8).
+        video: frame caching.
+        train: optimisation (official: lr 2e-5, 100 warmup steps).
+        eval_batch_size: items per batch at evaluation.
+        predict_test: also write predictions for the test split (a submission file).
+        n_boot: bootstrap resamples for the intervals.
+        seed: item randomness and the bootstrap.
+        nproc: processes the stage launches this task on (torchrun, one per GPU); 1 runs it in the
+            notebook's kernel.
+    """
+
+    model: Literal["mplug_video", "alpro"] = "mplug_video"
+    init: str = "checkpoints/pretrain_video/model"
+    pretrained: bool = True
+    modality: Modality = "vision_language"
+    num_frames: int = 8
+    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-5, warmup_steps=100, epochs=10))
+    eval_batch_size: int = 16
+    predict_test: bool = True
+    n_boot: int = 1000
+    seed: int = 0
+    nproc: int = 1
+
+
+CONFIG = ClassificationConfig
+
+
+def load_model(kind: str, init: str, pretrained: bool, num_frames: int) -> MPLUGVideo | ALPRO:
+    """The model of `init` with `num_frames` frames, with its weights or (``pretrained=False``) without."""
+    if kind == "mplug_video":
+        config = read_config(init, MPLUGVideoConfig)
+        config = dataclasses.replace(config, video=dataclasses.replace(config.video, num_frames=num_frames))
+        return MPLUGVideo.from_pretrained(init, config) if pretrained else MPLUGVideo(config)
+    config = read_config(init, ALPROConfig)
+    config = dataclasses.replace(config, video=dataclasses.replace(config.video, num_frames=num_frames))
+    return ALPRO.from_pretrained(init, config) if pretrained else ALPRO(config, AutoTokenizer.from_pretrained(init))
+
+
+def _inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[str]]:
+    """What the model sees under `modality`: the video (or None) and the titles (or empty ones)."""
+    video = None if modality == "language" else batch["video"]
+    titles = [""] * len(batch["title"]) if modality == "vision" else list(batch["title"])
+    return video, titles
+
+
+def _alpro_logits(model: ALPRO, video: torch.Tensor | None, titles: list[str], modality: Modality) -> torch.Tensor:
+    ids = mask = None
+    if modality != "vision":
+        ids, mask = model.tokenize(titles)
+    return model.classify(video, ids, mask)
+
+
+def loss_fn(config: ClassificationConfig):
+    def mplug(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+        if batch["video"] is None:
+            return zero_loss(model, "lm_loss", "cls_loss")
+        video, titles = _inputs(config.modality, batch)
+        labels = torch.as_tensor(batch["label"])
+        return model.classification_loss(video, [classification_prompt(t) for t in titles], labels)
+
+    def alpro(model: ALPRO, batch: dict) -> dict[str, torch.Tensor]:
+        if batch["video"] is None:
+            return zero_loss(model)
+        video, titles = _inputs(config.modality, batch)
+        logits = _alpro_logits(model, video, titles, config.modality)
+        return {"loss": F.cross_entropy(logits, torch.as_tensor(batch["label"], device=logits.device))}
+
+    return mplug if config.model == "mplug_video" else alpro
+
+
+def score_fn(config: ClassificationConfig):
+    """Per-item class scores: ``generative`` and ``head`` for mPLUG-video, ``head`` for ALPRO."""
+
+    def fn(model, batch):
+        video, titles = _inputs(config.modality, batch)
+        if config.model == "mplug_video":
+            scores = model.classify(video, [classification_prompt(t) for t in titles])
+            return {"generative": scores.generative.float(), "head": scores.head.float()}
+        return {"head": _alpro_logits(model, video, titles, config.modality).float()}
+
+    return fn
+
+
+def run(config: ClassificationConfig, paths: TaskPaths) -> None:
+    model = load_model(config.model, config.init, config.pretrained, config.num_frames)
+    encoder = model.config.video
+    fields = ("title", "label")
+    train_set = video_dataset(load_split(paths.data, "classification", "train"), encoder, config.video, "train",
+                              config.seed, paths.cache, fields)
+    val_records = load_split(paths.data, "classification", "val")
+    val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache, fields)
+    if val_records["label"].isna().any():
+        raise ValueError(f"{paths.data}: classification_val has items without labels; it cannot be evaluated")
+
+    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
+    val = predict(model, val_set, config.eval_batch_size, score_fn(config), desc="val")
+    test = None
+    if config.predict_test:
+        test_records = load_split(paths.data, "classification", "test")
+        test_set = video_dataset(test_records, encoder, config.video, "eval", config.seed, paths.cache, fields)
+        test = predict(model, test_set, config.eval_batch_size, score_fn(config), desc="test")
+    if not is_main_process():
+        return
+
+    out = Path(paths.out)
+    labels = val_records["label"].astype(int).to_numpy()
+    results, per_item = {}, []
+    for score_set in ("generative", "head"):
+        if score_set not in val:
+            continue
+        scores = np.stack(val[score_set])  # (N, 45)
+        metrics = classification_metrics(scores, labels, ids=val["video_id"].tolist())
+        results[score_set] = interval_summary(metrics, config.seed, config.n_boot)
+        per_item.append(metrics.per_item.set_index("item_id").add_prefix(f"{score_set}_"))
+    pd.concat(per_item, axis=1).reset_index().assign(label=labels).to_csv(out / "per_item.csv", index=False)
+    val.assign(label=labels).to_parquet(out / "predictions_val.parquet", index=False)
+    if test is not None:
+        main = "generative" if "generative" in test else "head"
+        predicted = np.stack(test[main]).argmax(axis=1)
+        pd.DataFrame({"video_id:FILE": test["video_id"], "label": [CLASS_NAMES[i] for i in predicted]}).to_csv(
+            out / "predictions_test.csv", index=False)
+    shutil.copy(summary.log_path, out / "train_log.jsonl")
+    write_json(out / "result.json", {
+        "model": config.model, "modality": config.modality, "pretrained": config.pretrained,
+        "metrics": results, "steps": summary.final_step, "seconds": summary.seconds,
+        "train_loss": summary.losses.get("loss"), "skipped_videos": summary.skipped_videos,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "total_parameters": sum(p.numel() for p in model.parameters()),
+    })

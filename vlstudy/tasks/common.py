@@ -1,0 +1,217 @@
+"""Plumbing shared by the task modules: prepared splits → datasets, sharded prediction, launching.
+
+A task module (``pretrain``, ``classification``, ``captioning``, ``retrieval``, ``text_lm``) exposes a config
+dataclass and ``run(config, paths)``. ``run`` works the same in one process and under ``torchrun``: the shared
+`Trainer` handles DDP, :func:`predict` shards evaluation over processes and gathers one row per item on rank 0,
+and rank 0 writes every result file. A stage notebook calls :func:`launch`, which runs the task in the kernel
+(``nproc=1``) or starts ``torchrun --nproc_per_node=N`` on this module's entry point and waits; either way the
+notebook then reads the result files, so it does not care how the task ran.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm  # text bars: readable in terminals, logs and rendered notebooks alike
+
+from vlstudy.config import from_dict, to_dict
+from vlstudy.data.datasets import VideoDataset, make_loader
+from vlstudy.data.frame_cache import FrameCacheConfig, build_frame_cache
+from vlstudy.data.schema import read_table
+from vlstudy.metrics.base import MetricResult
+from vlstudy.metrics.bootstrap import metric_intervals
+from vlstudy.models.video_encoder import VideoEncoderConfig
+from vlstudy.train.distributed import barrier, gather_to_main, is_main_process, rank, world_size
+
+__all__ = ["VideoInputConfig", "TaskPaths", "load_split", "video_dataset", "predict", "launch", "write_json",
+           "zero_loss", "seeded_generator", "interval_summary"]
+
+
+@dataclass
+class VideoInputConfig:
+    """How a task reads its videos. Frame count and size are the model's (``model.video``), not typed here.
+
+    Attributes:
+        cache: decode each video once into a frame cache (``.vlstudy/cache``) instead of every epoch.
+        cache_candidates: frames stored per segment for training (see `vlstudy.data.frame_cache`).
+        decode_workers: processes that build the cache.
+    """
+
+    cache: bool = True
+    cache_candidates: int = 4
+    decode_workers: int = 2
+
+
+@dataclass
+class TaskPaths:
+    """Where a task reads and writes (absolute or relative to the project root).
+
+    Attributes:
+        data: the prepared splits (``data/prepared``, written by the ``data`` stage).
+        out: this task's outputs (models, predictions, metrics): a stage output, staged by the runner.
+        work: scratch that survives a killed run (trainer checkpoints, so a rerun resumes).
+        cache: frame caches (content-addressed; safe to share between stages).
+    """
+
+    data: str
+    out: str
+    work: str
+    cache: str = ".vlstudy/cache"
+
+
+def load_split(data_dir: str | Path, task: str, split: str) -> pd.DataFrame:
+    """The prepared record table ``<data_dir>/<task>_<split>.parquet`` (``pretrain.parquet`` for the pool)."""
+    name = "pretrain.parquet" if task == "pretrain" else f"{task}_{split}.parquet"
+    path = Path(data_dir) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such prepared split; run the data stage first (dvc repro data)")
+    return read_table(path)
+
+
+def video_dataset(records: pd.DataFrame, encoder: VideoEncoderConfig, video: VideoInputConfig,
+                  mode: Literal["train", "eval"], seed: int, cache_dir: str | Path,
+                  fields: tuple[str, ...] = ()) -> VideoDataset:
+    """A `VideoDataset` over `records` with the model's frame count and size (`encoder`), reading from a frame
+    cache when asked (rank 0 builds it).
+
+    Training skips unreadable videos (counted and logged by the trainer); evaluation raises, naming the file:
+    an evaluation set with a broken video is an error, not a smaller test set.
+    """
+    cache = None
+    if video.cache:
+        config = FrameCacheConfig(num_frames=encoder.num_frames, mode=mode, size=encoder.image_size,
+                                  candidates=video.cache_candidates)
+        if is_main_process():
+            build_frame_cache(records, config, cache_dir, workers=video.decode_workers)
+        barrier()
+        cache = build_frame_cache(records, config, cache_dir, workers=0, progress=False)
+    return VideoDataset(records, num_frames=encoder.num_frames, mode=mode, image_size=encoder.image_size, seed=seed,
+                        cache=cache, on_error="skip" if mode == "train" else "raise", fields=fields)
+
+
+def predict(model: nn.Module, dataset: VideoDataset, batch_size: int,
+            fn: Callable[[nn.Module, dict], Mapping[str, Any]], desc: str = "predict") -> pd.DataFrame | None:
+    """Run ``fn(model, batch)`` over `dataset` in eval mode, sharded over the processes.
+
+    Args:
+        model: the model (already on its device).
+        dataset: an eval-mode dataset.
+        batch_size: items per process per batch.
+        fn: returns per-item values for a batch: lists, or tensors / arrays whose first axis is the batch.
+        desc: progress-bar label.
+
+    Returns:
+        On rank 0, one row per item in dataset order, with ``index``, ``video_id`` and the values of `fn`
+        (tensors become numpy arrays, one per row); None on the other ranks. The padding that makes every
+        rank run the same number of batches is dropped.
+    """
+    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=0, drop_last=False,
+                         rank=rank(), world_size=world_size())
+    device = next(model.parameters()).device
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    rows: list[dict] = []
+    try:
+        with torch.no_grad():
+            for batch in tqdm(loader, desc=desc, disable=not is_main_process(), mininterval=1.0):
+                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                out = fn(model, batch)
+                for i, index in enumerate(batch["index"]):
+                    row = {"index": int(index), "video_id": batch["video_id"][i]}
+                    for key, values in out.items():
+                        value = values[i]
+                        row[key] = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+                    rows.append(row)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    gathered = gather_to_main(rows)
+    if gathered is None:
+        return None
+    table = pd.DataFrame([row for part in gathered for row in part])
+    return table.drop_duplicates("index").sort_values("index").reset_index(drop=True)
+
+
+def zero_loss(model: nn.Module, *terms: str) -> dict[str, torch.Tensor]:
+    """The losses of a step whose whole batch was skipped (bad videos): ``loss`` and every named term, zero but
+    connected to every trainable parameter, so that DDP still sees a gradient for each parameter and every
+    process logs the same terms."""
+    zero = sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)  # on the parameters' device
+    return {"loss": zero, **{term: zero.detach() for term in terms}}
+
+
+def seeded_generator(indices: list[int], seed: int) -> torch.Generator:
+    """A CPU generator determined by a batch's item indices and the seed: sampling inside a loss (hard
+    negatives) is then a pure function of the batch, so resumed and distributed runs draw the same."""
+    words = np.random.SeedSequence([seed, *map(int, indices)]).generate_state(2)
+    return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
+
+
+
+def interval_summary(result: MetricResult, seed: int, n_boot: int) -> dict[str, dict[str, float]]:
+    """``{metric: {"estimate", "low", "high"}}``: 95% bootstrap intervals over test items for every headline
+    number of `result` (counts such as ``n_items`` are copied without an interval)."""
+    table = metric_intervals(result, rng=np.random.default_rng(seed), n_boot=n_boot)
+    out = {k: {"estimate": float(r.estimate), "low": float(r.low), "high": float(r.high)} for k, r in table.iterrows()}
+    out.update({k: {"estimate": float(v)} for k, v in result.summary.items() if k not in out})
+    return out
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (rank 0 only; other ranks return)."""
+    if not is_main_process():
+        return
+    from vlstudy.pipeline import write_json_atomic
+
+    write_json_atomic(Path(path), data)
+
+
+def launch(task: str, config: Any, paths: TaskPaths) -> None:
+    """Run ``vlstudy.tasks.<task>.run(config, paths)`` here, or under torchrun on ``config.nproc`` processes.
+
+    Args:
+        task: the task module's name, e.g. ``"classification"``.
+        config: its config dataclass; ``config.nproc`` processes (GPUs) on this node, 1 runs in this process.
+        paths: where it reads and writes.
+
+    Raises:
+        subprocess.CalledProcessError: when torchrun fails (its output is printed as it runs).
+    """
+    module = importlib.import_module(f"vlstudy.tasks.{task}")
+    Path(paths.out).mkdir(parents=True, exist_ok=True)
+    nproc = config.nproc
+    if nproc <= 1:
+        module.run(config, paths)
+        return
+    work = Path(paths.work)
+    work.mkdir(parents=True, exist_ok=True)
+    spec = work / "launch.json"
+    spec.write_text(json.dumps({"task": task, "config": to_dict(config), "paths": to_dict(paths)}, ensure_ascii=False))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "vlstudy.tasks.common", str(spec)]
+    subprocess.run(command, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _main(spec_path: str) -> None:
+    """torchrun entry point: ``python -m vlstudy.tasks.common <launch.json>``."""
+    spec = json.loads(Path(spec_path).read_text())
+    module = importlib.import_module(f"vlstudy.tasks.{spec['task']}")
+    config = from_dict(module.CONFIG, spec["config"], where=spec_path)
+    module.run(config, from_dict(TaskPaths, spec["paths"], where=spec_path))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])
+

@@ -1,0 +1,222 @@
+"""Video-text retrieval (Youku-mPLUG Table 4, retrieval columns).
+
+Protocol (official ``retrieval_gpt3_*`` and ``retrieval_itm_gpt3_*``; shared/DESIGN.md): 4 frames, lr 1e-4. Three
+ways to score a (text, video) pair, each fine-tuned on the retrieval train split:
+
+* ``mplug_contrastive``: mPLUG-video as a dual encoder — the video encoder's CLS and the frozen LM's last state
+  of the text, each projected to 256-d; InfoNCE both ways (temperature 0.07, learnable) over every process's
+  features. Scores: cosine similarities.
+* ``mplug_matching``: mPLUG-video answers ``标题：{text} 这个视频与标题匹配吗？`` with 是/否; trained on each pair
+  and one in-batch negative caption per video; every (video, text) pair is scored twice, by log p(是) − log p(否)
+  and by a matching head. The official script logs both under one name (one overwrites the other) and is only
+  correct on one process; here they are two separate score sets, and the pairs are sharded by video over the
+  processes and gathered, so any number of processes gives the same matrix.
+* ``alpro``: the ALPRO-style model fine-tuned with VTC + VTM; scores are VTC similarities, and a second set
+  re-ranks each query's top-k candidates by the VTM head (ALPRO's inference).
+
+Metrics: text→video and video→text R@1/5/10, median and mean rank (1-based), several ground-truth texts per video
+allowed, with 95% bootstrap intervals over videos.
+
+Outputs in ``paths.out``: ``similarity_<scores>.npy`` (texts x videos), ``texts.csv``, ``per_item_<scores>.csv``,
+``train_log.jsonl`` and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vlstudy.data.datasets import collate_videos
+from vlstudy.metrics.retrieval import retrieval_metrics
+from vlstudy.models.alpro import ALPRO
+from vlstudy.models.mplug_video import MPLUGVideo
+from vlstudy.tasks.captioning import first_captions, with_captions
+from vlstudy.tasks.classification import load_model
+from vlstudy.tasks.common import TaskPaths, VideoInputConfig, interval_summary, load_split, predict, \
+    seeded_generator, video_dataset, write_json, zero_loss
+from vlstudy.train.distributed import is_main_process
+from vlstudy.train.trainer import TrainConfig, Trainer
+
+__all__ = ["RetrievalConfig", "CONFIG", "run", "Method"]
+
+Method = Literal["mplug_contrastive", "mplug_matching", "alpro"]
+
+
+@dataclass
+class RetrievalConfig:
+    """Attributes:
+        method: how pairs are scored (see the module docstring).
+        init: the pre-trained model folder (mPLUG-video for the mplug methods, ALPRO for alpro).
+        pretrained: load its weights (False: the same architecture from scratch).
+        num_frames: frames per clip (official: 4; the paper's text says 8).
+        video: frame caching.
+        train: optimisation (official: lr 1e-4).
+        rerank_k: candidates per query that ALPRO's matching head re-ranks.
+        eval_batch_size: videos per batch at evaluation.
+        n_boot: bootstrap resamples for the intervals.
+        seed: item randomness, negatives and the bootstrap.
+        nproc: processes the stage launches this task on (torchrun, one per GPU); 1 runs it in the
+            notebook's kernel.
+    """
+
+    method: Method = "mplug_contrastive"
+    init: str = "checkpoints/pretrain_video/model"
+    pretrained: bool = True
+    num_frames: int = 4
+    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=50, epochs=10))
+    rerank_k: int = 16
+    eval_batch_size: int = 16
+    n_boot: int = 1000
+    seed: int = 0
+    nproc: int = 1
+
+
+CONFIG = RetrievalConfig
+
+
+def _negative_captions(captions: list[str], indices: list[int], seed: int) -> list[str]:
+    """For each pair, another pair's caption from the batch (a deterministic function of the batch)."""
+    size = len(captions)
+    shift = 1 + int(torch.randint(size - 1, (1,), generator=seeded_generator(indices, seed))) if size > 1 else 0
+    return [captions[(i + shift) % size] for i in range(size)]
+
+
+def loss_fn(config: RetrievalConfig):
+    def contrastive(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+        if batch["video"] is None:
+            return zero_loss(model)
+        return {"loss": model.contrastive_loss(batch["video"], first_captions(batch))}
+
+    def matching(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+        if batch["video"] is None:
+            return zero_loss(model, "lm_loss", "match_loss")
+        captions = first_captions(batch)
+        negatives = _negative_captions(captions, batch["index"], config.seed)
+        video = torch.cat([batch["video"], batch["video"]])  # (2B, T, C, H, W): positives, then negatives
+        is_match = torch.cat([torch.ones(len(captions)), torch.zeros(len(captions))]).bool()
+        return model.match_loss(video, captions + negatives, is_match)
+
+    def alpro(model: ALPRO, batch: dict) -> dict[str, torch.Tensor]:
+        if batch["video"] is None:
+            return zero_loss(model, "vtc", "vtm")
+        ids, mask = model.tokenize(first_captions(batch))
+        return model.pretrain_losses(batch["video"], ids, mask, seeded_generator(batch["index"], config.seed))
+
+    return {"mplug_contrastive": contrastive, "mplug_matching": matching, "alpro": alpro}[config.method]
+
+
+def _texts(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (video, reference text): the retrieval queries and their ground-truth video."""
+    rows = [(i, vid, text) for i, (vid, caps) in enumerate(zip(records["video_id"], records["captions"]))
+            for text in caps]
+    if not rows:
+        raise ValueError("retrieval: the evaluation split has no captions (no ground truth)")
+    return pd.DataFrame(rows, columns=["video", "video_id", "text"])
+
+
+def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
+    """(K, E) text features of a dual encoder, computed on every process (texts are few and cheap)."""
+    feats = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start:start + batch_size]
+            if isinstance(model, ALPRO):
+                feats.append(model.features(None, *model.tokenize(chunk))[1])
+            else:
+                feats.append(model.contrastive_features(None, chunk)[1])
+    return torch.cat(feats).float().cpu().numpy()
+
+
+def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) -> dict[str, np.ndarray] | None:
+    """{score set: (texts, videos) similarity} on rank 0 (None elsewhere)."""
+    if config.method == "mplug_matching":
+        table = predict(model, dataset, config.eval_batch_size,
+                        lambda m, b: m.match_scores(b["video"], texts)._asdict(), desc="match every pair")
+        if table is None:
+            return None
+        return {name: np.stack(table[name]).T for name in ("generative", "head")}  # (K, V)
+
+    def video_features(m, b):
+        if isinstance(m, ALPRO):
+            return {"feat": m.features(b["video"])[0].float()}
+        return {"feat": m.contrastive_features(b["video"])[0].float()}
+
+    was_training = model.training
+    model.eval()
+    text_feat = _text_features(model, texts, config.eval_batch_size)
+    model.train(was_training)
+    table = predict(model, dataset, config.eval_batch_size, video_features, desc="video features")
+    if table is None:
+        return None
+    similarity = text_feat @ np.stack(table["feat"]).T  # (K, V)
+    if config.method != "alpro":
+        return {"contrastive": similarity}
+    return {"contrastive": similarity, "rerank": rerank(model, dataset, texts, similarity, config)}
+
+
+def rerank(model: ALPRO, dataset, texts: list[str], similarity: np.ndarray, config: RetrievalConfig) -> np.ndarray:
+    """ALPRO inference: each query's top-k candidates (both directions) re-scored by the VTM head.
+
+    Pairs outside every top-k keep their contrastive score shifted below all re-scored ones, so they rank after
+    them in their original order. Runs on rank 0.
+    """
+    k = min(config.rerank_k, similarity.shape[0], similarity.shape[1])
+    pairs = set()
+    for t, row in enumerate(similarity):
+        pairs.update((t, int(v)) for v in np.argsort(-row)[:k])
+    for v, column in enumerate(similarity.T):
+        pairs.update((int(t), v) for t in np.argsort(-column)[:k])
+    pairs = sorted(pairs)
+    device = next(model.parameters()).device
+    scores = np.empty(len(pairs))
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(pairs), config.eval_batch_size):
+            chunk = pairs[start:start + config.eval_batch_size]
+            video = torch.stack([dataset[v]["video"] for _, v in chunk]).to(device)
+            ids, mask = model.tokenize([texts[t] for t, _ in chunk])
+            scores[start:start + len(chunk)] = model.match_logits(video, ids, mask).float().cpu().numpy()
+    out = similarity - (similarity.max() - scores.min() + 1.0)  # every pair left out now ranks below the rest
+    for (t, v), s in zip(pairs, scores):
+        out[t, v] = s
+    return out
+
+
+def run(config: RetrievalConfig, paths: TaskPaths) -> None:
+    kind = "alpro" if config.method == "alpro" else "mplug_video"
+    model = load_model(kind, config.init, config.pretrained, config.num_frames)
+    encoder = model.config.video
+    train_records = with_captions(load_split(paths.data, "retrieval", "train"), "retrieval train")
+    train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache,
+                              ("captions",))
+    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
+
+    val_records = load_split(paths.data, "retrieval", "val")
+    val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache)
+    texts = _texts(val_records)
+    matrices = score_matrices(model, config, val_set, texts["text"].tolist())
+    if not is_main_process():
+        return
+
+    out = Path(paths.out)
+    texts.to_csv(out / "texts.csv", index=False)
+    results = {}
+    for name, similarity in matrices.items():
+        metrics = retrieval_metrics(similarity, texts["video"].to_numpy(),
+                                    video_ids=val_records["video_id"].tolist())
+        results[name] = interval_summary(metrics, config.seed, config.n_boot)
+        np.save(out / f"similarity_{name}.npy", similarity.astype(np.float32))
+        metrics.per_item.to_csv(out / f"per_item_{name}.csv", index=False)
+    shutil.copy(summary.log_path, out / "train_log.jsonl")
+    write_json(out / "result.json", {
+        "method": config.method, "pretrained": config.pretrained, "metrics": results,
+        "steps": summary.final_step, "seconds": summary.seconds, "train_loss": summary.losses.get("loss"),
+        "skipped_videos": summary.skipped_videos, "videos": len(val_records), "texts": len(texts),
+    })

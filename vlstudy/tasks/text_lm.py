@@ -1,0 +1,107 @@
+"""Text-LM pre-training: the small Chinese causal LM that mPLUG-video keeps frozen, and its tokenizer.
+
+The paper freezes an off-the-shelf Chinese GPT-3 (1.3B / 2.7B). At toy scale there is none, so this task trains
+one on text: the pre-training pool's titles plus a corpus of web-like text (for mini-Youku, ``text_corpus.txt``,
+which describes no video of the dataset). The tokenizer is character-level and always covers every character the
+protocol scores (prompts, 是/否, the 45 class names). The result is saved with ``save_pretrained`` and is what
+``lm_path`` of the video stages points at; for real data, point ``lm_path`` at a real checkpoint instead.
+
+Outputs in ``paths.out``: the LM and tokenizer (``config.json``, ``model.safetensors``, tokenizer files),
+``train_log.jsonl`` and ``result.json`` (validation loss and perplexity, vocabulary, parameter count).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from vlstudy.models.mplug_video import PROTOCOL_TEXTS
+from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
+from vlstudy.tasks.common import TaskPaths, load_split, write_json
+from vlstudy.train.distributed import is_main_process
+from vlstudy.train.trainer import TrainConfig, Trainer
+
+__all__ = ["TextLMTaskConfig", "CONFIG", "run", "corpus"]
+
+
+@dataclass
+class TextLMTaskConfig:
+    """Attributes:
+        model: the LM's size.
+        train: optimisation.
+        corpus_files: text files (one text per line) added to the pool's titles.
+        block_size: tokens per training block.
+        max_vocab: keep at most this many characters (None: all).
+        val_fraction: share of texts held out for the validation loss.
+        seed: the held-out split.
+        nproc: processes the stage launches this task on (torchrun, one per GPU); 1 runs it in the
+            notebook's kernel.
+    """
+
+    model: TextLMConfig = field(default_factory=TextLMConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=50,
+                                                                    epochs=3, batch_size=32))
+    corpus_files: list[str] = field(default_factory=lambda: ["data/mini_youku/text_corpus.txt"])
+    block_size: int = 64
+    max_vocab: int | None = None
+    val_fraction: float = 0.05
+    seed: int = 0
+    nproc: int = 1
+
+
+CONFIG = TextLMTaskConfig
+
+
+def corpus(config: TextLMTaskConfig, data_dir: str | Path) -> list[str]:
+    """The training texts: the filtered pool's titles, then the corpus files' non-empty lines."""
+    texts = [t for t in load_split(data_dir, "pretrain", "pool")["title"] if t]
+    for name in config.corpus_files:
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"text-LM corpus file {path} does not exist (params: corpus_files)")
+        texts.extend(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return texts
+
+
+def run(config: TextLMTaskConfig, paths: TaskPaths) -> None:
+    texts = corpus(config, paths.data)
+    order = np.random.default_rng(config.seed).permutation(len(texts))
+    n_val = max(1, int(len(texts) * config.val_fraction))
+    val_texts = [texts[i] for i in order[:n_val]]
+    train_texts = [texts[i] for i in order[n_val:]]
+
+    tokenizer = train_char_tokenizer(train_texts, max_vocab=config.max_vocab, always_include=PROTOCOL_TEXTS)
+    model = build_text_lm(config.model, tokenizer)
+    train_set = PackedTextDataset(train_texts, tokenizer, config.block_size)
+    val_set = PackedTextDataset(val_texts, tokenizer, config.block_size)
+
+    def loss_fn(lm, batch):
+        return {"loss": lm(**batch).loss}
+
+    def eval_fn(lm, step):
+        device = next(lm.parameters()).device
+        losses = [lm(**{k: v.to(device) for k, v in default_collate([val_set[i] for i in chunk]).items()}).loss
+                  for chunk in np.array_split(np.arange(len(val_set)), max(1, len(val_set) // 64))]
+        loss = float(torch.stack(losses).mean())
+        return {"val_loss": loss, "val_perplexity": math.exp(loss)}
+
+    work = Path(paths.work)
+    summary = Trainer(model, config.train, train_set, default_collate, loss_fn, work, eval_fn=eval_fn).fit()
+    out = Path(paths.out)
+    if is_main_process():
+        model.eval()
+        save_text_lm(model, tokenizer, out)
+        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        write_json(out / "result.json", {
+            "val_loss": summary.metrics["val_loss"], "val_perplexity": summary.metrics["val_perplexity"],
+            "train_loss": summary.losses["loss"], "vocab_size": len(tokenizer),
+            "parameters": sum(p.numel() for p in model.parameters()), "train_texts": len(train_texts),
+            "val_texts": len(val_texts), "train_blocks": len(train_set), "steps": summary.final_step,
+            "seconds": summary.seconds,
+        })
