@@ -84,3 +84,21 @@ def test_modality_summary_depends_on_every_ablation_variant():
     outs = [o for o in DVC["modality_ablation"]["outs"] if o.startswith("checkpoints/")]
     assert outs == ["checkpoints/modality_ablation/${item.variant}"]
     assert "checkpoints/modality_ablation" in DVC["modality_summary"]["deps"]
+
+
+def _key_paths(tree: dict, prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in tree.items():
+        paths.add(prefix + key)
+        if isinstance(value, dict) and value:
+            paths |= _key_paths(value, prefix + key + ".")
+    return paths
+
+
+@pytest.mark.parametrize("stage", sorted(PARAMS))
+def test_params_section_lists_every_field(stage):
+    """params.yaml is the complete record of a run: no field left to a default hidden in the code."""
+    from vlstudy.config import to_dict
+
+    defaults = to_dict(STAGE_PARAMS[stage]())
+    assert _key_paths(PARAMS[stage] or {}) == _key_paths(defaults)
