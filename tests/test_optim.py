@@ -110,7 +110,9 @@ def test_all_frozen_is_an_error():
 
 def test_schedule_values():
     lr, min_lr, warmup, total = 1e-4, 1e-6, 10, 110
-    factor = lambda step: warmup_cosine_factor(step, warmup_steps=warmup, max_steps=total, min_ratio=min_lr / lr)
+    def factor(step):
+        return warmup_cosine_factor(step, warmup_steps=warmup, max_steps=total, min_ratio=min_lr / lr)
+
     assert factor(0) == 0.0
     assert factor(5) == pytest.approx(0.5)
     assert factor(warmup) == pytest.approx(1.0)

@@ -26,7 +26,6 @@ without video.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,9 +38,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 from transformers.models.bert.modeling_bert import BertEncoder
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from vlstudy.models.checkpoint_io import (WEIGHTS_NAME, load_tensors_into, read_config, read_tensors,
-                                         staged_directory, write_checkpoint)
-from vlstudy.models.video_encoder import TIME_EMBEDDINGS, VideoEncoder, VideoEncoderConfig, resize_time_embeddings
+from vlstudy.models.checkpoint_io import WEIGHTS_NAME, load_tensors_into, staged_directory, write_checkpoint
+from vlstudy.models.video_encoder import VideoEncoder, VideoEncoderConfig, read_video_model
 from vlstudy.train.distributed import all_gather_with_grad, rank
 
 __all__ = ["TextEncoderConfig", "ALPROConfig", "ALPRO", "video_text_contrastive_loss", "sample_hard_negatives"]
@@ -327,13 +325,7 @@ class ALPRO(nn.Module):
             FileNotFoundError: a missing file, named.
             CheckpointError: a missing, unexpected or wrongly shaped tensor, named with the file.
         """
-        config = config or read_config(directory, ALPROConfig)
-        tensors = read_tensors(directory)
-        key = f"video_encoder.{TIME_EMBEDDINGS}"
-        if key in tensors:
-            tensors[key] = resize_time_embeddings(tensors[key], config.video.num_frames)
-        # The checkpoint holds the video weights: don't load the initial TimeSformer again.
-        config = dataclasses.replace(config, video=dataclasses.replace(config.video, pretrained_path=None))
+        config, tensors = read_video_model(directory, ALPROConfig, config)
         model = cls(config, AutoTokenizer.from_pretrained(directory))
         load_tensors_into(model, tensors, Path(directory) / WEIGHTS_NAME)
         return model

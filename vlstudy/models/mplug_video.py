@@ -48,10 +48,9 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.models.abstractor import Abstractor, AbstractorConfig
 from vlstudy.models.alpro import TEMPERATURE_RANGE, video_text_contrastive_loss
-from vlstudy.models.checkpoint_io import (WEIGHTS_NAME, load_tensors_into, read_config, read_tensors,
-                                         staged_directory, write_checkpoint)
+from vlstudy.models.checkpoint_io import WEIGHTS_NAME, load_tensors_into, staged_directory, write_checkpoint
 from vlstudy.models.text_lm import TextLMConfig, build_text_lm, load_text_lm
-from vlstudy.models.video_encoder import TIME_EMBEDDINGS, VideoEncoder, VideoEncoderConfig, resize_time_embeddings
+from vlstudy.models.video_encoder import VideoEncoder, VideoEncoderConfig, read_video_model
 
 __all__ = ["MPLUGVideoConfig", "MPLUGVideo", "MPLUGVideoOutput", "TextBatch", "ClassScores", "MatchScores",
            "classification_prompt", "match_prompt", "tokenize_prompts", "MATCH_ANSWERS", "PROTOCOL_TEXTS"]
@@ -539,13 +538,7 @@ class MPLUGVideo(nn.Module):
             FileNotFoundError: a missing file, named.
             CheckpointError: a missing, unexpected or wrongly shaped tensor, named with the file.
         """
-        config = config or read_config(directory, MPLUGVideoConfig)
-        tensors = read_tensors(directory)
-        key = f"video_encoder.{TIME_EMBEDDINGS}"
-        if key in tensors:
-            tensors[key] = resize_time_embeddings(tensors[key], config.video.num_frames)
-        # The checkpoint holds the video weights: don't load the initial TimeSformer again.
-        config = dataclasses.replace(config, video=dataclasses.replace(config.video, pretrained_path=None))
+        config, tensors = read_video_model(directory, MPLUGVideoConfig, config)
         model = cls(config)
         load_tensors_into(model, tensors, Path(directory) / WEIGHTS_NAME, skip_prefixes=("lm.",))
         return model

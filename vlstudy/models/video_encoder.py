@@ -19,13 +19,18 @@ Token order (Hugging Face): index 0 is the CLS token, then patch tokens ordered 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import TimesformerConfig, TimesformerModel
+
+from vlstudy.models.checkpoint_io import read_config, read_tensors
 
 __all__ = ["VideoEncoderConfig", "VideoEncoder", "resize_time_embeddings", "TIME_EMBEDDINGS"]
 
@@ -105,6 +110,25 @@ def resize_time_embeddings(weight: torch.Tensor, num_frames: int) -> torch.Tenso
         return weight
     resized = F.interpolate(weight.transpose(1, 2), size=num_frames, mode="nearest")  # (1, D, T1)
     return resized.transpose(1, 2).contiguous()  # (1, T1, D)
+
+
+C = TypeVar("C")
+
+
+def read_video_model(directory: str | Path, config_cls: type[C], config: C | None = None,
+                     prefix: str = "video_encoder.") -> tuple[C, dict[str, torch.Tensor]]:
+    """The config and tensors of a saved model that holds a `VideoEncoder` under `prefix`, ready to rebuild it.
+
+    The time embeddings are resampled to `config`'s frame count, and the returned config no longer points the
+    video encoder at its initial TimeSformer (``pretrained_path=None``): the checkpoint holds those weights.
+    """
+    config = config or read_config(directory, config_cls)
+    tensors = read_tensors(directory)
+    key = prefix + TIME_EMBEDDINGS
+    if key in tensors:
+        tensors[key] = resize_time_embeddings(tensors[key], config.video.num_frames)
+    config = dataclasses.replace(config, video=dataclasses.replace(config.video, pretrained_path=None))
+    return config, tensors
 
 
 # Architecture fields a pretrained TimeSformer must share with the config: (ours, Hugging Face's).
