@@ -106,8 +106,8 @@ class ModalitySummaryParams:
     """``modality_summary``: Table 6 and its figure from the matrix's results.
 
     Attributes:
-        score_set: which classification scores make the table (``generative``: ranked class names, the paper's
-            protocol; ``head``: the MLP head).
+        score_set: which classification scores make the headline table and check (``generative``: ranked class
+            names, the paper's protocol; ``head``: the MLP head); the other set is shown and checked beside it.
         n_boot: bootstrap resamples of the paired differences.
         seed: the bootstrap.
     """
