@@ -29,7 +29,7 @@ Differences from the official datasets, on purpose:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -43,7 +43,7 @@ from vlstudy.data.transforms import TransformConfig, eval_transform, train_trans
 from vlstudy.data.video import Backend, VideoReadError, read_clip, sample_frame_indices
 from vlstudy.train.sampler import GlobalBatchSampler
 
-__all__ = ["TASK_NUM_FRAMES", "VideoDataset", "collate_videos", "VideoLoader", "make_loader"]
+__all__ = ["TASK_NUM_FRAMES", "VideoDataset", "collate_videos", "SkipLog", "VideoLoader", "make_loader"]
 
 logger = logging.getLogger("vlstudy.data")
 
@@ -172,8 +172,27 @@ def collate_videos(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+class SkipLog:
+    """Every video skipped so far (video id → reason); logs each one once (``vlstudy.data`` logger, WARNING).
+
+    Fed the batches of :func:`collate_videos`; batches of other collate functions (no ``skipped`` key) pass.
+    """
+
+    def __init__(self):
+        self.skipped: dict[str, str] = {}
+
+    def record(self, batch: Any) -> None:
+        if not isinstance(batch, Mapping):
+            return
+        for video_id, error in zip(batch.get("skipped", ()), batch.get("errors", ())):
+            if video_id not in self.skipped:
+                self.skipped[video_id] = error
+                logger.warning("skipping unreadable video %s (%s skipped so far): %s", video_id,
+                               len(self.skipped), error)
+
+
 class VideoLoader(DataLoader):
-    """A DataLoader that counts skipped videos and logs each one once (``vlstudy.data`` logger, WARNING).
+    """A DataLoader that counts skipped videos and logs each one once (:class:`SkipLog`).
 
     Attributes:
         skipped: video id → reason, for every video skipped so far by this loader.
@@ -181,15 +200,15 @@ class VideoLoader(DataLoader):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.skipped: dict[str, str] = {}
+        self.skip_log = SkipLog()
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return self.skip_log.skipped
 
     def __iter__(self):
         for batch in super().__iter__():
-            for video_id, error in zip(batch["skipped"], batch["errors"]):
-                if video_id not in self.skipped:
-                    self.skipped[video_id] = error
-                    logger.warning("skipping unreadable video %s (%s skipped so far): %s", video_id,
-                                   len(self.skipped), error)
+            self.skip_log.record(batch)
             yield batch
 
 

@@ -159,7 +159,6 @@ def seeded_generator(indices: list[int], seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
 
 
-
 def interval_summary(result: MetricResult, seed: int, n_boot: int) -> dict[str, dict[str, float]]:
     """``{metric: {"estimate", "low", "high"}}``: 95% bootstrap intervals over test items for every headline
     number of `result` (counts such as ``n_items`` are copied without an interval)."""

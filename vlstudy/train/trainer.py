@@ -35,7 +35,6 @@ resume does not shift torch's default generator.
 from __future__ import annotations
 
 import inspect
-import logging
 import math
 import random
 import time
@@ -53,6 +52,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vlstudy.config import to_dict
+from vlstudy.data.datasets import SkipLog
 from vlstudy.train.checkpoint import (
     TrainState,
     capture_rng_state,
@@ -69,8 +69,6 @@ from vlstudy.train.distributed import all_reduce_sum, barrier, gather_to_main, s
 from vlstudy.train.logging import JsonlLog, read_log
 from vlstudy.train.optim import build_optimizer, build_scheduler, group_lrs
 from vlstudy.train.sampler import GlobalBatchSampler, num_global_batches
-
-data_logger = logging.getLogger("vlstudy.data")
 
 __all__ = ["TrainConfig", "Trainer", "TrainSummary", "NonFiniteLossError", "LossFn", "EvalFn"]
 
@@ -287,7 +285,7 @@ class Trainer:
             max_steps=self.max_steps,
         )
         self.trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self._logged_skips: set[str] = set()
+        self._skip_log = SkipLog()  # bad training videos, each logged once with its file
 
     def _enable_gradient_checkpointing(self) -> None:
         """Call the model's checkpointing hook: transformers 5 names it ``activation_checkpointing_enable`` (the
@@ -344,7 +342,7 @@ class Trainer:
         for i, batch in enumerate(micro_batches):
             if isinstance(batch, Mapping):
                 skipped += len(batch.get("skipped", ()))
-                self._log_skips(batch.get("errors", ()))
+            self._skip_log.record(batch)
             batch = _to_device(batch, self.device)
             last = i == accum - 1
             with step_module.no_sync() if ddp and not last else nullcontext():  # sync gradients once per step
@@ -372,13 +370,6 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         return losses, grad_norm, step_skipped
-
-    def _log_skips(self, errors: Any) -> None:
-        """Log each skipped video's error (it names the file) once per run, on the ``vlstudy.data`` logger."""
-        for message in errors:
-            if message not in self._logged_skips:
-                self._logged_skips.add(message)
-                data_logger.warning("skipped a bad training video: %s", message)
 
     # ---------------------------------------------------------------- eval / checkpoint
     def _evaluate(self, step: int) -> dict[str, float]:
