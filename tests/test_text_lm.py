@@ -98,3 +98,17 @@ def test_save_load_round_trip(tokenizer, tmp_path):
 def test_loading_from_a_folder_without_config_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=rf"^{tmp_path}/config.json: no such file \(expected a causal LM"):
         load_text_lm(tmp_path)
+
+
+def test_corpus_keeps_pages_together_and_in_order(tmp_path):
+    from vlstudy.data.schema import Record, records_to_frame, write_table
+    from vlstudy.tasks.text_lm import TextLMTaskConfig, corpus
+
+    write_table(records_to_frame([Record("v1", "v1.mp4", title="篮球集锦"), Record("v2", "v2.mp4", title="")]),
+                tmp_path / "pretrain.parquet")
+    (tmp_path / "corpus.txt").write_text("第一页 甲\n第一页 乙\n\n\n第二页 甲\n  \n第三页 甲\n第三页 乙", encoding="utf-8")
+    config = TextLMTaskConfig(corpus_files=[str(tmp_path / "corpus.txt")])
+    assert corpus(config, tmp_path) == [["篮球集锦"], ["第一页 甲", "第一页 乙"], ["第二页 甲"], ["第三页 甲", "第三页 乙"]]
+
+    with pytest.raises(FileNotFoundError, match=r"text-LM corpus file .*missing.txt does not exist \(params: corpus_files\)"):
+        corpus(TextLMTaskConfig(corpus_files=[str(tmp_path / "missing.txt")]), tmp_path)

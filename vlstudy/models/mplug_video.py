@@ -51,6 +51,7 @@ from vlstudy.models.alpro import TEMPERATURE_RANGE, video_text_contrastive_loss
 from vlstudy.models.checkpoint_io import WEIGHTS_NAME, load_tensors_into, staged_directory, write_checkpoint
 from vlstudy.models.text_lm import TextLMConfig, build_text_lm, load_text_lm
 from vlstudy.models.video_encoder import VideoEncoder, VideoEncoderConfig, read_video_model
+from vlstudy.prompts import MATCH_ANSWERS, PROTOCOL_TEXTS, classification_prompt, match_prompt
 
 __all__ = ["MPLUGVideoConfig", "MPLUGVideo", "MPLUGVideoOutput", "TextBatch", "ClassScores", "MatchScores",
            "classification_prompt", "match_prompt", "tokenize_prompts", "MATCH_ANSWERS", "PROTOCOL_TEXTS"]
@@ -58,22 +59,6 @@ __all__ = ["MPLUGVideoConfig", "MPLUGVideo", "MPLUGVideoOutput", "TextBatch", "C
 logger = logging.getLogger("vlstudy.models")
 
 IGNORE_INDEX = -100
-MAX_TITLE_CHARS = 65  # the official classification prompt keeps title[:65]
-MATCH_ANSWERS = ("是", "否")
-
-
-def classification_prompt(title: str) -> str:
-    """The official classification prompt; the class name is its continuation."""
-    return f"视频标题：{title[:MAX_TITLE_CHARS]} 视频类目："
-
-
-def match_prompt(text: str) -> str:
-    """The official video-text matching prompt; 是 (yes) or 否 (no) is its continuation."""
-    return f"标题：{text} 这个视频与标题匹配吗？"
-
-
-# Every character the protocol scores: pass to `text_lm.train_char_tokenizer(always_include=...)`.
-PROTOCOL_TEXTS: tuple[str, ...] = (classification_prompt(""), match_prompt(""), *MATCH_ANSWERS, *CLASS_NAMES)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from vlstudy.models.mplug_video import PROTOCOL_TEXTS
+from vlstudy.prompts import PROTOCOL_TEXTS
 from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
 from vlstudy.tasks.common import TaskPaths, load_split, write_json
 from vlstudy.train.distributed import is_main_process
@@ -35,10 +35,11 @@ class TextLMTaskConfig:
     """Attributes:
         model: the LM's size.
         train: optimisation.
-        corpus_files: text files (one text per line) added to the pool's titles.
-        block_size: tokens per training block.
+        corpus_files: text files (one text per line, pages separated by empty lines) added to the pool's titles.
+        block_size: tokens per training block; at least the longest sequence the video stages give the LM
+            (visual prefix + prompt + answer), or the LM meets positions it was never trained at.
         max_vocab: keep at most this many characters (None: all).
-        val_fraction: share of texts held out for the validation loss.
+        val_fraction: share of documents held out for the validation loss.
         seed: the held-out split.
         nproc: processes the stage launches this task on (torchrun, one per GPU); 1 runs it in the
             notebook's kernel.
@@ -48,7 +49,7 @@ class TextLMTaskConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=50,
                                                                     epochs=3, batch_size=32))
     corpus_files: list[str] = field(default_factory=lambda: ["data/mini_youku/text_corpus.txt"])
-    block_size: int = 64
+    block_size: int = 128
     max_vocab: int | None = None
     val_fraction: float = 0.05
     seed: int = 0
@@ -58,23 +59,35 @@ class TextLMTaskConfig:
 CONFIG = TextLMTaskConfig
 
 
-def corpus(config: TextLMTaskConfig, data_dir: str | Path) -> list[str]:
-    """The training texts: the filtered pool's titles, then the corpus files' non-empty lines."""
-    texts = [t for t in load_split(data_dir, "pretrain", "pool")["title"] if t]
+def corpus(config: TextLMTaskConfig, data_dir: str | Path) -> list[list[str]]:
+    """The training documents: each of the filtered pool's titles, then the corpus files' pages.
+
+    A corpus file holds one text per line and pages separated by empty lines; a page's texts stay together and in
+    order in the packed stream (``[BOS] text [EOS] [BOS] text [EOS] …``), so the LM learns to read what came before
+    its BOS — where mPLUG-video puts its visual prefix. Shuffled single lines would teach it the opposite: that
+    whatever precedes BOS is unrelated.
+    """
+    documents = [[t] for t in load_split(data_dir, "pretrain", "pool")["title"] if t]
     for name in config.corpus_files:
         path = Path(name)
         if not path.is_file():
             raise FileNotFoundError(f"text-LM corpus file {path} does not exist (params: corpus_files)")
-        texts.extend(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    return texts
+        page: list[str] = []
+        for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
+            if line.strip():
+                page.append(line.strip())
+            elif page:
+                documents.append(page)
+                page = []
+    return documents
 
 
 def run(config: TextLMTaskConfig, paths: TaskPaths) -> None:
-    texts = corpus(config, paths.data)
-    order = np.random.default_rng(config.seed).permutation(len(texts))
-    n_val = max(1, int(len(texts) * config.val_fraction))
-    val_texts = [texts[i] for i in order[:n_val]]
-    train_texts = [texts[i] for i in order[n_val:]]
+    documents = corpus(config, paths.data)
+    order = np.random.default_rng(config.seed).permutation(len(documents))
+    n_val = max(1, int(len(documents) * config.val_fraction))
+    val_texts = [text for i in order[:n_val] for text in documents[i]]
+    train_texts = [text for i in order[n_val:] for text in documents[i]]
 
     tokenizer = train_char_tokenizer(train_texts, max_vocab=config.max_vocab, always_include=PROTOCOL_TEXTS)
     model = build_text_lm(config.model, tokenizer)

@@ -13,8 +13,9 @@ captioning_{split}.csv           ``video_id:FILE,golden_caption`` (train: one ca
 retrieval_{split}.csv            ``clip_name:FILE,caption`` (test: empty)
 ground_truth.csv                 one row per video: task, split, source, label, duration, the injected
                                  defect and what each video shows (the generator's truth; see below)
-text_corpus.txt                  web-like Chinese text, one line each, for the text-LM stage: the stand-in
-                                 for what an off-the-shelf LM has read (it describes no video of the set)
+text_corpus.txt                  web-like Chinese text for the text-LM stage, one text per line, pages
+                                 separated by an empty line: the stand-in for what an off-the-shelf LM has
+                                 read (it describes no video of the set)
 meta.json                        the configuration, counts and the designed per-modality ceilings
 ===============================  ========================================================================
 
@@ -395,14 +396,15 @@ def plan(cfg: MiniYoukuConfig) -> list[Item]:
     return [*_pool(cfg, titles), *_classification(cfg, titles), *_captioning(cfg), *_retrieval(cfg)]
 
 
-def text_corpus(cfg: MiniYoukuConfig) -> list[str]:
-    """Lines of web-like text about `corpus_videos` imagined videos (see ``text.corpus_lines``)."""
-    lines = []
+def text_corpus(cfg: MiniYoukuConfig) -> list[list[str]]:
+    """Pages of web-like text, one per imagined video (`corpus_videos` of them; see ``text.corpus_lines``)."""
+    pages = []
     for i in range(cfg.corpus_videos):
         rng = np.random.default_rng([cfg.seed, _TASK_CODE["corpus"], i])
         cues = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
-        lines.extend(T.corpus_lines(cues, rng))
-    return lines
+        other = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
+        pages.append(T.corpus_lines(cues, other, rng))
+    return pages
 
 
 def _render_one(args: tuple[VideoSpec, str, str, int]) -> tuple[str, int]:
@@ -501,9 +503,9 @@ def generate(cfg: MiniYoukuConfig, out_dir: Path, progress: bool = True) -> dict
     counts = _write_csvs(items, out)
     corpus = text_corpus(cfg)
     tmp = out / ".text_corpus.txt.tmp"
-    tmp.write_text("\n".join(corpus) + "\n", encoding="utf-8")
+    tmp.write_text("\n\n".join("\n".join(page) for page in corpus) + "\n", encoding="utf-8")
     os.replace(tmp, out / "text_corpus.txt")
-    counts["text_corpus_lines"] = len(corpus)
+    counts["text_corpus_lines"] = sum(len(page) for page in corpus)
     _csv(_ground_truth(items, n_frames, cfg.fps), out / "ground_truth.csv")
     c = cfg.classification_cues
     meta = {

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlstudy.data.mini_youku.world import CLASSES, COLOURS, DISTRACTOR_COLOUR, GROUPS, MOTIONS, SCENES, SHAPES
+from vlstudy.prompts import MATCH_ANSWERS, classification_prompt, match_prompt
 
 __all__ = ["Cues", "corpus_lines", "benchmark_title", "pool_title", "caption", "references", "videomind_layers", "tags_6w",
            "description", "subtitles", "ad_title", "meaningless_title", "short_title", "long_title", "where"]
@@ -215,17 +216,27 @@ def long_title(cues: Cues, rng: np.random.Generator) -> str:
 _CHANNEL = ("优酷频道：{name}", "{name}频道精选", "热门分类 {name}", "更多{name}视频", "分类：{name}")
 
 
-def corpus_lines(cues: Cues, rng: np.random.Generator) -> list[str]:
+def corpus_lines(cues: Cues, other: Cues, rng: np.random.Generator) -> list[str]:
     """Web-like text about one imagined video: what a Chinese LM would have read before any video data.
 
     The text-LM stage trains the frozen decoder on these lines (plus the pool's titles). They use the world's
     vocabulary — captions, titles, the VideoMind layers, descriptions, subtitles — and, like a video site's page,
     a title next to its channel (category). They belong to no video of the dataset.
+
+    Two lines follow a caption in the formats the protocol scores (`vlstudy.prompts`): the page's title and
+    category (``视频标题：… 视频类目：…``), and a yes/no question whether a caption — a paraphrase of this video's
+    or `other`'s — fits (``标题：… 这个视频与标题匹配吗？是/否``). A real Chinese LM has read such pages and questions;
+    mPLUG-video's frozen decoder must already read a category or an answer off what precedes the prompt, since
+    its visual prefix stands exactly where the caption stands here.
     """
     d = cues.design
     layers = videomind_layers(cues, rng)
     channel = _pick(rng, _CHANNEL).format(name=d.name)
+    match = bool(rng.random() < 0.5)
+    asked = caption(cues if match else other, rng)
     return [
-        caption(cues, rng), pool_title(cues, rng), f"{benchmark_title(cues, rng)}（{channel}）", layers["abstract"],
-        layers["intent"], description(cues, rng), *subtitles(cues, rng).split("\n"),
+        caption(cues, rng), f"{classification_prompt(benchmark_title(cues, rng))}{d.name}",
+        caption(cues, rng), f"{match_prompt(asked)}{MATCH_ANSWERS[0] if match else MATCH_ANSWERS[1]}",
+        pool_title(cues, rng), f"{benchmark_title(cues, rng)}（{channel}）", layers["abstract"], layers["intent"],
+        description(cues, rng), *subtitles(cues, rng).split("\n"),
     ]
