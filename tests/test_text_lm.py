@@ -100,15 +100,42 @@ def test_loading_from_a_folder_without_config_names_the_file(tmp_path):
         load_text_lm(tmp_path)
 
 
-def test_corpus_keeps_pages_together_and_in_order(tmp_path):
+def _pool(directory, titles):
     from vlstudy.data.schema import Record, records_to_frame, write_table
+
+    write_table(records_to_frame([Record(f"v{i}", f"v{i}.mp4", title=t) for i, t in enumerate(titles)]),
+                directory / "pretrain.parquet")
+
+
+def test_corpus_keeps_pages_together_and_in_order(tmp_path):
     from vlstudy.tasks.text_lm import TextLMTaskConfig, corpus
 
-    write_table(records_to_frame([Record("v1", "v1.mp4", title="篮球集锦"), Record("v2", "v2.mp4", title="")]),
-                tmp_path / "pretrain.parquet")
+    _pool(tmp_path, ["篮球集锦", ""])
     (tmp_path / "corpus.txt").write_text("第一页 甲\n第一页 乙\n\n\n第二页 甲\n  \n第三页 甲\n第三页 乙", encoding="utf-8")
     config = TextLMTaskConfig(corpus_files=[str(tmp_path / "corpus.txt")])
     assert corpus(config, tmp_path) == [["篮球集锦"], ["第一页 甲", "第一页 乙"], ["第二页 甲"], ["第三页 甲", "第三页 乙"]]
 
     with pytest.raises(FileNotFoundError, match=r"text-LM corpus file .*missing.txt does not exist \(params: corpus_files\)"):
         corpus(TextLMTaskConfig(corpus_files=[str(tmp_path / "missing.txt")]), tmp_path)
+
+
+def test_the_task_gives_the_same_weights_whatever_ran_before(tmp_path):
+    from safetensors.torch import load_file
+
+    from vlstudy.tasks.common import TaskPaths, launch
+    from vlstudy.tasks.text_lm import TextLMTaskConfig
+    from vlstudy.train.trainer import TrainConfig
+
+    _pool(tmp_path, CORPUS * 8)
+    config = TextLMTaskConfig(model=TextLMConfig(hidden_size=16, num_layers=1, num_heads=2, max_positions=32),
+                              train=TrainConfig(lr=1e-3, warmup_steps=1, max_steps=3, batch_size=4), corpus_files=[],
+                              block_size=16, val_fraction=0.2)
+    weights = []
+    for run in ("a", "b"):
+        if run == "b":
+            torch.rand(7)  # the kernel's history differs between the two runs
+        launch("text_lm", config, TaskPaths(data=str(tmp_path), out=str(tmp_path / run), work=str(tmp_path / f"w{run}")))
+        weights.append(load_file(tmp_path / run / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        torch.testing.assert_close(weights[0][name], weights[1][name], rtol=0, atol=0)

@@ -34,6 +34,7 @@ from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import metric_intervals
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.train.distributed import barrier, gather_to_main, is_main_process, rank, world_size
+from vlstudy.train.trainer import seed_all
 
 __all__ = ["VideoInputConfig", "TaskPaths", "load_split", "video_dataset", "predict", "launch", "write_json",
            "zero_loss", "seeded_generator", "interval_summary"]
@@ -180,6 +181,9 @@ def write_json(path: str | Path, data: Any) -> None:
 def launch(task: str, config: Any, paths: TaskPaths) -> None:
     """Run ``vlstudy.tasks.<task>.run(config, paths)`` here, or under torchrun on ``config.nproc`` processes.
 
+    The global generators are seeded with ``config.seed`` first, so the weights a task initialises are the same
+    on every run, whatever ran before in the same kernel.
+
     Args:
         task: the task module's name, e.g. ``"classification"``.
         config: its config dataclass; ``config.nproc`` processes (GPUs) on this node, 1 runs in this process.
@@ -192,6 +196,7 @@ def launch(task: str, config: Any, paths: TaskPaths) -> None:
     Path(paths.out).mkdir(parents=True, exist_ok=True)
     nproc = config.nproc
     if nproc <= 1:
+        seed_all(config.seed)
         module.run(config, paths)
         return
     work = Path(paths.work)
@@ -208,6 +213,7 @@ def _main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     module = importlib.import_module(f"vlstudy.tasks.{spec['task']}")
     config = from_dict(module.CONFIG, spec["config"], where=spec_path)
+    seed_all(config.seed)  # the same initial weights on every process (the trainer then reseeds per rank)
     module.run(config, from_dict(TaskPaths, spec["paths"], where=spec_path))
 
 

@@ -70,13 +70,24 @@ from vlstudy.train.logging import JsonlLog, read_log
 from vlstudy.train.optim import build_optimizer, build_scheduler, group_lrs
 from vlstudy.train.sampler import GlobalBatchSampler, num_global_batches
 
-__all__ = ["TrainConfig", "Trainer", "TrainSummary", "NonFiniteLossError", "LossFn", "EvalFn"]
+__all__ = ["TrainConfig", "Trainer", "TrainSummary", "NonFiniteLossError", "LossFn", "EvalFn", "seed_all"]
 
 LossFn = Callable[[nn.Module, Any], Mapping[str, Any]]
 EvalFn = Callable[[nn.Module, int], Mapping[str, float]]
 
 # Config keys a resumed run must share with the checkpoint: they fix what the saved data position means.
 _RESUME_KEYS = ("seed", "batch_size", "grad_accum_steps", "drop_last")
+
+
+def seed_all(seed: int) -> None:
+    """Seed the global generators that code draws from implicitly: torch's (weight init, dropout), numpy's, random's.
+
+    torch's default generator starts from a different seed in every process, so a model built before seeding
+    would differ from run to run.
+    """
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 @dataclass
@@ -403,10 +414,7 @@ class Trainer:
         path = latest_checkpoint(self.checkpoint_dir)
         if path is None:
             # The global generators that code draws from implicitly (dropout: torch's), one stream per process.
-            seed = self.config.seed + self.dist.rank
-            torch.manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed)
+            seed_all(self.config.seed + self.dist.rank)
             return TrainState(world_size=self.dist.world_size), None
         saved_state, saved_config = read_checkpoint_info(path)
         if saved_state.world_size != self.dist.world_size:
