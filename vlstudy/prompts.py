@@ -3,7 +3,7 @@
 mPLUG-video scores these prompts (`vlstudy.models.mplug_video`), and the mini-Youku text corpus writes pages in the
 same formats (`vlstudy.data.mini_youku.text.corpus_lines`), the way a real Chinese LM has read video-site pages
 with a title and a category field before it meets any video. Official code: ``run_cls_distributed_gpt3.py``
-(classification) and ``run_retrieval_distributed_gpt3.py`` (matching).
+(classification) and the retrieval fine-tuning script (matching), X-PLUG/Youku-mPLUG.
 """
 
 from __future__ import annotations
