@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from vlstudy.train.distributed import all_gather_with_grad, cleanup_distributed, rank
+from vlstudy.distributed import all_gather_with_grad, cleanup_distributed, rank
 from vlstudy.train.trainer import TrainConfig, Trainer, TrainSummary
 
 IN_DIM, OUT_DIM, EMBED_DIM = 8, 4, 16

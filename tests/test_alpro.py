@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from vlstudy.models.alpro import ALPRO, ALPROConfig, TextEncoderConfig, sample_hard_negatives
+from vlstudy.models.alpro import ALPRO, ALPROConfig, TextEncoderConfig
+from vlstudy.models.losses import sample_hard_negatives
 from vlstudy.models.checkpoint_io import CheckpointError
 from vlstudy.models.text_lm import train_char_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig

@@ -4,8 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlstudy.metrics import (Interval, MetricError, MetricResult, bootstrap_ci, intervals_overlap, metric_intervals,
-                             paired_bootstrap_ci, paired_differences, retrieval_metrics)
+from vlstudy.metrics import (
+    Interval,
+    MetricError,
+    MetricResult,
+    bootstrap_ci,
+    intervals_overlap,
+    metric_intervals,
+    paired_bootstrap_ci,
+    paired_differences,
+    retrieval_metrics,
+)
 from vlstudy.metrics.base import Mean, Median
 
 

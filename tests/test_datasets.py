@@ -10,11 +10,16 @@ import pytest
 import torch
 
 from vlstudy.data.datasets import TASK_NUM_FRAMES, VideoDataset, collate_videos, make_loader
-from vlstudy.data.frame_cache import (FrameCache, FrameCacheConfig, build_frame_cache, sample_stored_slots,
-                                      stored_frame_indices)
+from vlstudy.data.frame_cache import (
+    FrameCache,
+    FrameCacheConfig,
+    build_frame_cache,
+    sample_stored_slots,
+    stored_frame_indices,
+)
+from vlstudy.data.sampler import GlobalBatchSampler
 from vlstudy.data.transforms import CLIP_MEAN, CLIP_STD
 from vlstudy.data.video import VideoReadError, read_clip, sample_frame_indices, segment_bounds, write_video
-from vlstudy.train.sampler import GlobalBatchSampler
 
 
 def test_task_frame_counts():

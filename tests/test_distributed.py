@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from _train_script import run
+
+from vlstudy.data.sampler import ORDER_STREAM, GlobalBatchSampler
+from vlstudy.distributed import DistInfo, all_gather_with_grad, setup_distributed
 from vlstudy.train.checkpoint import list_checkpoints
-from vlstudy.train.distributed import DistInfo, all_gather_with_grad, setup_distributed
 from vlstudy.train.logging import read_log
-from vlstudy.train.sampler import ORDER_STREAM, GlobalBatchSampler
 
 SCRIPT = Path(__file__).with_name("_train_script.py")
 

@@ -10,10 +10,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlstudy.data.filters import (FILTERS, FilterConfig, apply_filters, cjk_count, filter_report, flag_rules,
-                                  is_ad_title, is_meaningless_title, title_word_count, title_words)
-from vlstudy.data.fingerprint import (DedupConfig, candidate_pairs, central_window, duplicate_groups,
-                                      find_near_duplicates, fingerprint, registration_residual)
+from vlstudy.data.filters import (
+    FILTERS,
+    FilterConfig,
+    apply_filters,
+    cjk_count,
+    filter_report,
+    flag_rules,
+    is_ad_title,
+    is_meaningless_title,
+    title_word_count,
+    title_words,
+)
+from vlstudy.data.fingerprint import (
+    DedupConfig,
+    candidate_pairs,
+    central_window,
+    duplicate_groups,
+    find_near_duplicates,
+    fingerprint,
+    registration_residual,
+)
 from vlstudy.data.schema import Record, records_to_frame
 from vlstudy.data.similarity import ChineseClipScorer, CooccurrenceScorer, SimilarityConfig
 
@@ -159,8 +176,13 @@ def test_chinese_clip_scorer_needs_a_local_checkpoint(tmp_path: Path):
 
 
 def test_chinese_clip_scorer_runs_from_a_saved_checkpoint(tmp_path: Path):
-    from transformers import (BertTokenizerFast, ChineseCLIPConfig, ChineseCLIPImageProcessor, ChineseCLIPModel,
-                              ChineseCLIPProcessor)
+    from transformers import (
+        BertTokenizerFast,
+        ChineseCLIPConfig,
+        ChineseCLIPImageProcessor,
+        ChineseCLIPModel,
+        ChineseCLIPProcessor,
+    )
 
     vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"篮球比赛小猫宠物"])}
     tokenizer = BertTokenizerFast(vocab=vocab)

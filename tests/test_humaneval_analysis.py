@@ -8,8 +8,18 @@ import pytest
 
 from vlstudy.config import ParamError, from_dict
 from vlstudy.humaneval.analysis import (
-    SCORES, HumanEvalConfig, agreement, analyse, grade_distribution, load_panel, mean_scores, metric_correlations,
-    pairwise_tests, plot_grade_distribution, preference_ratios, titled,
+    SCORES,
+    HumanEvalConfig,
+    agreement,
+    analyse,
+    grade_distribution,
+    load_panel,
+    mean_scores,
+    metric_correlations,
+    pairwise_tests,
+    plot_grade_distribution,
+    preference_ratios,
+    titled,
 )
 from vlstudy.humaneval.simulate import SimulationConfig, expected_scores, simulate_panel
 

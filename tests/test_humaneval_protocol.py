@@ -14,8 +14,18 @@ from PIL import Image
 
 from vlstudy.humaneval.page import RATINGS_COLUMNS, render_page
 from vlstudy.humaneval.protocol import (
-    ASPECTS, INSTRUCTIONS, EvalItem, Instruction, ProtocolConfig, VideoItem, assign_slots, generate_responses,
-    read_key, read_manifest, sample_items, write_package,
+    ASPECTS,
+    INSTRUCTIONS,
+    EvalItem,
+    Instruction,
+    ProtocolConfig,
+    VideoItem,
+    assign_slots,
+    generate_responses,
+    read_key,
+    read_manifest,
+    sample_items,
+    write_package,
 )
 from vlstudy.humaneval.ratings import RatingsError, read_ratings
 

@@ -5,7 +5,7 @@ import dataclasses
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.mini_youku.generate import MiniYoukuConfig, text_corpus
 from vlstudy.data.mini_youku.world import CLASSES
-from vlstudy.prompts import MATCH_ANSWERS, classification_prompt, match_prompt
+from vlstudy.data.prompts import MATCH_ANSWERS, classification_prompt, match_prompt
 
 PAGES = text_corpus(dataclasses.replace(MiniYoukuConfig(), corpus_videos=200))
 

@@ -9,10 +9,16 @@ from safetensors.torch import load_file, save_file
 
 from vlstudy.models.abstractor import AbstractorConfig
 from vlstudy.models.checkpoint_io import CheckpointError
-from vlstudy.models.mplug_video import (MATCH_ANSWERS, PROTOCOL_TEXTS, MPLUGVideo, MPLUGVideoConfig,
-                                        classification_prompt, match_prompt, tokenize_prompts)
-from vlstudy.models.text_lm import (PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm,
-                                    train_char_tokenizer)
+from vlstudy.models.mplug_video import (
+    MATCH_ANSWERS,
+    PROTOCOL_TEXTS,
+    MPLUGVideo,
+    MPLUGVideoConfig,
+    classification_prompt,
+    match_prompt,
+    tokenize_prompts,
+)
+from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig
 
 CORPUS = ["小猫在草地上玩球", "小狗在公园里奔跑", "一个人在厨房里做饭", "篮球比赛的精彩瞬间"]

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _train_script import NoisyPairs, TinyNet, collate, mse_loss, run
 from safetensors.torch import load_file
 
-from _train_script import NoisyPairs, TinyNet, collate, mse_loss, run
+from vlstudy.data.sampler import ORDER_STREAM
 from vlstudy.train.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -25,7 +26,6 @@ from vlstudy.train.checkpoint import (
     restore_rng_state,
 )
 from vlstudy.train.logging import JsonlLog, read_log
-from vlstudy.train.sampler import ORDER_STREAM
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 SCRIPT = Path(__file__).with_name("_train_script.py")

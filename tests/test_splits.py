@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlstudy.data.splits import (LeakageError, assign_splits, check_no_leakage, check_pool_disjoint, find_leakage,
-                                 leakage_groups)
+from vlstudy.data.splits import (
+    LeakageError,
+    assign_splits,
+    check_no_leakage,
+    check_pool_disjoint,
+    find_leakage,
+    leakage_groups,
+)
 
 
 def table(rows: list[tuple[str, str, str | None, int]]) -> pd.DataFrame:

@@ -11,9 +11,19 @@ import pytest
 
 from vlstudy.data.classes import CLASS_NAMES, SUPER_CATEGORIES
 from vlstudy.data.schema import Record, records_to_frame
-from vlstudy.data.stats import (SUPER_CATEGORY_NOTE, category_share_within_super, duration_histogram, pairs_per_split,
-                                plot_figure3, plot_filter_report, plot_videos_per_category, pretrain_title_statistics,
-                                title_char_histogram, title_length_histogram, videos_per_category)
+from vlstudy.data.stats import (
+    SUPER_CATEGORY_NOTE,
+    category_share_within_super,
+    duration_histogram,
+    pairs_per_split,
+    plot_figure3,
+    plot_filter_report,
+    plot_videos_per_category,
+    pretrain_title_statistics,
+    title_char_histogram,
+    title_length_histogram,
+    videos_per_category,
+)
 from vlstudy.data.youku import YoukuFormatError
 from vlstudy.plotting import use_cjk_font
 

@@ -3,8 +3,15 @@
 import pytest
 import torch
 
-from vlstudy.models.text_lm import (SPECIAL_TOKENS, PackedTextDataset, TextLMConfig, build_text_lm, load_text_lm,
-                                    save_text_lm, train_char_tokenizer)
+from vlstudy.models.text_lm import (
+    SPECIAL_TOKENS,
+    PackedTextDataset,
+    TextLMConfig,
+    build_text_lm,
+    load_text_lm,
+    save_text_lm,
+    train_char_tokenizer,
+)
 
 CORPUS = ["小猫在草地上玩球", "小狗在公园里奔跑", "一个人在厨房里做饭", "篮球比赛的精彩瞬间", "小猫和小狗一起玩"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from _train_script import NoisyPairs, TinyNet, collate, mse_loss, run
 from safetensors.torch import load_file
 
-from _train_script import NoisyPairs, TinyNet, collate, mse_loss, run
 from vlstudy.config import ParamError, from_dict
 from vlstudy.train.checkpoint import latest_checkpoint, list_checkpoints
 from vlstudy.train.logging import loss_curve, read_log

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from vlstudy.data.transforms import (CLIP_MEAN, CLIP_STD, CropBox, TransformConfig, eval_transform, normalize,
-                                     resize_frames, sample_crop_box, to_tensor, train_transform)
+from vlstudy.data.transforms import (
+    CLIP_MEAN,
+    CLIP_STD,
+    CropBox,
+    TransformConfig,
+    eval_transform,
+    normalize,
+    resize_frames,
+    sample_crop_box,
+    to_tensor,
+    train_transform,
+)
 
 
 def ramp_clip(num_frames: int, height: int, width: int) -> np.ndarray:

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from vlstudy.data import video
-from vlstudy.data.video import (VideoReadError, read_clip, read_frames, sample_frame_indices, video_info,
-                                write_video)
+from vlstudy.data.video import VideoReadError, read_clip, read_frames, sample_frame_indices, video_info, write_video
 
 
 def official_ranges(num_frames: int, vlen: int) -> list[tuple[int, int]]:

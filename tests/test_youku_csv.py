@@ -9,8 +9,17 @@ import pytest
 
 from vlstudy.data.classes import CLASS_NAMES, UnknownClassError
 from vlstudy.data.schema import RECORD_COLUMNS
-from vlstudy.data.youku import (ID_COLUMN, REQUIRED_COLUMNS, MissingVideoError, YoukuFormatError, YoukuSourceConfig,
-                                load_benchmark, load_split, parse_caption_cell, read_csv_columns)
+from vlstudy.data.youku import (
+    ID_COLUMN,
+    REQUIRED_COLUMNS,
+    MissingVideoError,
+    YoukuFormatError,
+    YoukuSourceConfig,
+    load_benchmark,
+    load_split,
+    parse_caption_cell,
+    read_csv_columns,
+)
 
 CAPTIONS_VAL = "\"['一个人在舞台上唱歌', \"\"画面中一位歌手在唱歌\"\"]\""  # CSV-quoted Python list, mixed quotes
 

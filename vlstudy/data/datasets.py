@@ -19,7 +19,7 @@ Differences from the official datasets, on purpose:
   training behaviour) marks the item, :func:`collate_videos` drops it from the batch and lists it in
   ``batch["skipped"]``, and the loader counts it and logs it once, with the file name, on the
   ``vlstudy.data`` logger.
-- **Sharding.** :func:`make_loader` uses the trainer's :class:`~vlstudy.train.sampler.GlobalBatchSampler`: global
+- **Sharding.** :func:`make_loader` uses the trainer's :class:`~vlstudy.data.sampler.GlobalBatchSampler`: global
   batches of ``batch_size * world_size`` items from one permutation of ``(seed, epoch)``; rank ``r`` takes the
   ``r``-th slice of ``batch_size`` of each. Together the
   ``world_size`` processes therefore see exactly the batches one process with ``batch_size * world_size`` sees
@@ -38,10 +38,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vlstudy.data.frame_cache import FrameCache
+from vlstudy.data.sampler import GlobalBatchSampler
 from vlstudy.data.schema import RECORD_COLUMNS, validate_frame
 from vlstudy.data.transforms import TransformConfig, eval_transform, train_transform
 from vlstudy.data.video import Backend, VideoReadError, read_clip, sample_frame_indices
-from vlstudy.train.sampler import GlobalBatchSampler
 
 __all__ = ["TASK_NUM_FRAMES", "VideoDataset", "collate_videos", "SkipLog", "VideoLoader", "make_loader"]
 
@@ -215,7 +215,7 @@ class VideoLoader(DataLoader):
 def make_loader(dataset: VideoDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int,
                 drop_last: bool, rank: int = 0, world_size: int = 1) -> VideoLoader:
     """A loader for one pass over `dataset` (epoch ``dataset.epoch``) with the trainer's
-    :class:`~vlstudy.train.sampler.GlobalBatchSampler` and :func:`collate_videos`.
+    :class:`~vlstudy.data.sampler.GlobalBatchSampler` and :func:`collate_videos`.
 
     Batches are the same for any `num_workers` (items carry their own randomness, order comes from the
     sampler). Call ``dataset.set_epoch(epoch)`` before each pass; workers are started anew for each pass (not

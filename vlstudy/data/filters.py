@@ -64,8 +64,15 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm  # text bars: readable in terminals, logs and rendered notebooks alike
 
-from vlstudy.data.fingerprint import (DedupConfig, Fingerprint, central_window, duplicate_groups, find_near_duplicates,
-                                     fingerprint, sample_indices)
+from vlstudy.data.fingerprint import (
+    DedupConfig,
+    Fingerprint,
+    central_window,
+    duplicate_groups,
+    find_near_duplicates,
+    fingerprint,
+    sample_indices,
+)
 from vlstudy.data.schema import validate_frame
 from vlstudy.data.similarity import SimilarityConfig, VideoTextScorer, make_scorer
 from vlstudy.data.video import VideoReadError, read_frames, video_info

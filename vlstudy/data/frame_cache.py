@@ -46,6 +46,7 @@ from tqdm import tqdm  # text bars: readable in terminals, logs and rendered not
 
 from vlstudy.data.transforms import resize_frames, to_tensor
 from vlstudy.data.video import Backend, Clip, VideoReadError, read_clip, sample_frame_indices, segment_bounds
+from vlstudy.io import atomic_path, write_json
 
 __all__ = ["FrameCacheConfig", "FrameCache", "build_frame_cache", "cache_key", "stored_frame_indices",
            "sample_stored_slots"]
@@ -247,18 +248,12 @@ def build_frame_cache(records: pd.DataFrame, config: FrameCacheConfig, cache_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
 
     frames_path = cache_dir / f"frames-{key}.npy"
-    tmp_frames = cache_dir / f".frames-{key}.npy.{os.getpid()}.tmp"
-    try:
+    with atomic_path(frames_path) as tmp_frames:
         entries = _write_frames(tmp_frames, videos, config, workers, backend, progress)
-        os.replace(tmp_frames, frames_path)
-    finally:
-        tmp_frames.unlink(missing_ok=True)
 
     index = {"format": CACHE_FORMAT, "key": key, "config": asdict(config), "frames_file": frames_path.name,
              "videos": entries}
-    tmp_index = cache_dir / f".frames-{key}.json.{os.getpid()}.tmp"
-    tmp_index.write_text(json.dumps(index, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp_index, index_path)
+    write_json(index_path, index)
     return FrameCache(index_path)
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from vlstudy.io import write_table as atomic_write_table
+
 __all__ = ["Record", "RECORD_COLUMNS", "records_to_frame", "frame_to_records", "empty_frame", "validate_frame",
            "write_table", "read_table"]
 
@@ -102,11 +104,7 @@ def frame_to_records(df: pd.DataFrame) -> list[Record]:
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """Write a record table as Parquet, atomically (temporary file + rename)."""
-    df = validate_frame(df, where=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    atomic_write_table(path, validate_frame(df, where=str(path)))
 
 
 def read_table(path: Path) -> pd.DataFrame:

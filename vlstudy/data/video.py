@@ -23,7 +23,6 @@ Every failure to read a file raises :class:`VideoReadError`, whose message names
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,6 +31,8 @@ from typing import Literal, NamedTuple
 
 import av
 import numpy as np
+
+from vlstudy.io import atomic_path
 
 try:
     import decord
@@ -359,14 +360,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, options: dict[
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
         raise ValueError(f"{path}: H.264 yuv420p needs even width and height, got {width}x{height}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = dict(options or {})
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
-    os.replace(tmp, path)

@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from vlstudy.humaneval.page import render_page
-from vlstudy.pipeline import write_json_atomic
+from vlstudy.io import write_json
 
 __all__ = [
     "GRADES", "GRADE_LABELS", "GRADE_DEFINITIONS", "ASPECTS", "INSTRUCTIONS", "Instruction", "VideoItem", "EvalItem",
@@ -366,12 +366,12 @@ def write_package(package_dir: str | Path, key_path: str | Path, items: Sequence
     (tmp / "frames").mkdir(parents=True)
     for name, data in frame_bytes.items():
         (tmp / "frames" / name).write_bytes(data)
-    write_json_atomic(tmp / "items.json", manifest)
+    write_json(tmp / "items.json", manifest)
     (tmp / "rating.html").write_text(html, encoding="utf-8")
     if package_dir.exists():
         shutil.rmtree(package_dir)
     os.replace(tmp, package_dir)
-    write_json_atomic(key_path, {"package_id": manifest["package_id"], "models": models, "assignment": assignment})
+    write_json(key_path, {"package_id": manifest["package_id"], "models": models, "assignment": assignment})
     return manifest
 
 

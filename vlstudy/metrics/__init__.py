@@ -5,8 +5,14 @@ retrieval (R@K, MdR, MnR both ways), videomind (multi-layer retrieval), bootstra
 """
 
 from vlstudy.metrics.base import ID_COLUMN, Mean, Median, MetricError, MetricResult, Statistic
-from vlstudy.metrics.bootstrap import (Interval, bootstrap_ci, intervals_overlap, metric_intervals,
-                                       paired_bootstrap_ci, paired_differences)
+from vlstudy.metrics.bootstrap import (
+                                       Interval,
+                                       bootstrap_ci,
+                                       intervals_overlap,
+                                       metric_intervals,
+                                       paired_bootstrap_ci,
+                                       paired_differences,
+)
 from vlstudy.metrics.captioning import caption_metrics, close_shared_meteor, normalize_caption, shared_meteor
 from vlstudy.metrics.classification import classification_metrics, confusion_matrix, per_class_accuracy
 from vlstudy.metrics.retrieval import retrieval_metrics

@@ -39,13 +39,10 @@ from transformers.models.bert.modeling_bert import BertEncoder
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from vlstudy.models.checkpoint_io import WEIGHTS_NAME, load_tensors_into, staged_directory, write_checkpoint
+from vlstudy.models.losses import TEMPERATURE_RANGE, sample_hard_negatives, video_text_contrastive_loss
 from vlstudy.models.video_encoder import VideoEncoder, VideoEncoderConfig, read_video_model
-from vlstudy.train.distributed import all_gather_with_grad, rank
 
-__all__ = ["TextEncoderConfig", "ALPROConfig", "ALPRO", "video_text_contrastive_loss", "sample_hard_negatives"]
-
-TEMPERATURE_RANGE = (0.001, 0.5)
-
+__all__ = ["TextEncoderConfig", "ALPROConfig", "ALPRO"]
 
 @dataclass
 class TextEncoderConfig:
@@ -102,44 +99,6 @@ class ALPROConfig:
     @property
     def num_fusion_layers(self) -> int:
         return self.text.num_layers - self.num_text_layers
-
-
-def video_text_contrastive_loss(video_feat: torch.Tensor, text_feat: torch.Tensor,
-                                temperature: torch.Tensor | float) -> torch.Tensor:
-    """InfoNCE in both directions; negatives are every process's features (pair i of this process is positive).
-
-    Args:
-        video_feat: (B, E) L2-normalised video features of this process.
-        text_feat: (B, E) L2-normalised text features; row i pairs with video row i.
-        temperature: softmax temperature.
-
-    Returns:
-        Scalar: mean of the video→text and text→video cross-entropies.
-    """
-    video_all = all_gather_with_grad(video_feat)  # (W*B, E)
-    text_all = all_gather_with_grad(text_feat)  # (W*B, E)
-    targets = torch.arange(video_feat.shape[0], device=video_feat.device) + rank() * video_feat.shape[0]
-    loss_v2t = F.cross_entropy(video_feat @ text_all.T / temperature, targets)
-    loss_t2v = F.cross_entropy(text_feat @ video_all.T / temperature, targets)
-    return (loss_v2t + loss_t2v) / 2
-
-
-def sample_hard_negatives(similarity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """For each row, one column drawn from the softmax of its similarities with the diagonal (positive) masked.
-
-    Args:
-        similarity: (B, B) scores, row i's positive at column i (already divided by the temperature).
-        generator: a CPU generator; sampling runs on the CPU so the same seed gives the same draws on any device.
-
-    Returns:
-        (B,) column indices, never equal to their row index.
-    """
-    size = similarity.shape[0]
-    if size < 2:
-        raise ValueError("hard negatives need a batch of at least 2 pairs")
-    diagonal = torch.eye(size, dtype=torch.bool, device=similarity.device)
-    weights = similarity.detach().float().masked_fill(diagonal, float("-inf")).softmax(dim=1)  # (B, B)
-    return torch.multinomial(weights.cpu(), 1, generator=generator).squeeze(1).to(similarity.device)
 
 
 def _bert_config(config: ALPROConfig, tokenizer: PreTrainedTokenizerBase, num_layers: int,

@@ -16,12 +16,7 @@ checks here are a few lines that give one precise message.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vlstudy.config import from_dict, to_dict
+from vlstudy.io import staged_directory
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CheckpointError", "staged_directory", "write_checkpoint", "read_config",
            "read_tensors", "load_tensors_into"]
@@ -43,26 +39,6 @@ C = TypeVar("C")
 
 class CheckpointError(ValueError):
     """A checkpoint whose contents do not fit the model; the message names the file and the tensor."""
-
-
-@contextlib.contextmanager
-def staged_directory(directory: str | Path) -> Iterator[Path]:
-    """Write into a temporary folder, then move each file into `directory` with `os.replace` (atomic per file).
-
-    Usage: ``with staged_directory(out) as tmp: model.save_pretrained(tmp)``. On an exception nothing is moved.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent))
-    try:
-        yield staging
-        for source in sorted(staging.rglob("*")):
-            if source.is_file():
-                target = directory / source.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_checkpoint(folder: Path, config: object, tensors: dict[str, torch.Tensor]) -> None:

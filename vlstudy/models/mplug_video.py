@@ -46,12 +46,12 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from vlstudy.data.classes import CLASS_NAMES
+from vlstudy.data.prompts import MATCH_ANSWERS, PROTOCOL_TEXTS, classification_prompt, match_prompt
 from vlstudy.models.abstractor import Abstractor, AbstractorConfig
-from vlstudy.models.alpro import TEMPERATURE_RANGE, video_text_contrastive_loss
 from vlstudy.models.checkpoint_io import WEIGHTS_NAME, load_tensors_into, staged_directory, write_checkpoint
+from vlstudy.models.losses import TEMPERATURE_RANGE, video_text_contrastive_loss
 from vlstudy.models.text_lm import TextLMConfig, build_text_lm, load_text_lm
 from vlstudy.models.video_encoder import VideoEncoder, VideoEncoderConfig, read_video_model
-from vlstudy.prompts import MATCH_ANSWERS, PROTOCOL_TEXTS, classification_prompt, match_prompt
 
 __all__ = ["MPLUGVideoConfig", "MPLUGVideo", "MPLUGVideoOutput", "TextBatch", "ClassScores", "MatchScores",
            "classification_prompt", "match_prompt", "tokenize_prompts", "MATCH_ANSWERS", "PROTOCOL_TEXTS"]

@@ -21,12 +21,19 @@ from pathlib import Path
 import pandas as pd
 
 from vlstudy.data.datasets import collate_videos
+from vlstudy.distributed import is_main_process
 from vlstudy.metrics.captioning import caption_metrics
 from vlstudy.tasks.classification import load_model
-from vlstudy.tasks.common import TaskPaths, VideoInputConfig, interval_summary, load_split, predict, video_dataset, \
-    write_json
+from vlstudy.tasks.common import (
+    TaskPaths,
+    VideoInputConfig,
+    interval_summary,
+    load_split,
+    predict,
+    video_dataset,
+    write_json,
+)
 from vlstudy.tasks.pretrain_video import caption_loss
-from vlstudy.train.distributed import is_main_process
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CaptioningConfig", "CONFIG", "run"]

@@ -33,13 +33,21 @@ from transformers import AutoTokenizer
 
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import collate_videos
+from vlstudy.distributed import is_main_process
 from vlstudy.metrics.classification import classification_metrics
 from vlstudy.models.alpro import ALPRO, ALPROConfig
 from vlstudy.models.checkpoint_io import read_config
 from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig, classification_prompt
-from vlstudy.tasks.common import TaskPaths, VideoInputConfig, interval_summary, load_split, predict, video_dataset, \
-    write_json, zero_loss
-from vlstudy.train.distributed import is_main_process
+from vlstudy.tasks.common import (
+    TaskPaths,
+    VideoInputConfig,
+    interval_summary,
+    load_split,
+    predict,
+    video_dataset,
+    write_json,
+    zero_loss,
+)
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["ClassificationConfig", "CONFIG", "run", "load_model", "Modality"]

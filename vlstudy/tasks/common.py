@@ -26,14 +26,15 @@ import torch
 from torch import nn
 from tqdm import tqdm  # text bars: readable in terminals, logs and rendered notebooks alike
 
+from vlstudy import io
 from vlstudy.config import from_dict, to_dict
 from vlstudy.data.datasets import VideoDataset, make_loader
 from vlstudy.data.frame_cache import FrameCacheConfig, build_frame_cache
 from vlstudy.data.schema import read_table
+from vlstudy.distributed import barrier, gather_to_main, is_main_process, rank, world_size
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import metric_intervals
 from vlstudy.models.video_encoder import VideoEncoderConfig
-from vlstudy.train.distributed import barrier, gather_to_main, is_main_process, rank, world_size
 from vlstudy.train.trainer import seed_all
 
 __all__ = ["VideoInputConfig", "TaskPaths", "load_split", "video_dataset", "predict", "launch", "write_json",
@@ -173,9 +174,7 @@ def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (rank 0 only; other ranks return)."""
     if not is_main_process():
         return
-    from vlstudy.pipeline import write_json_atomic
-
-    write_json_atomic(Path(path), data)
+    io.write_json(path, data)
 
 
 def launch(task: str, config: Any, paths: TaskPaths) -> None:

@@ -21,12 +21,20 @@ import numpy as np
 from transformers import AutoTokenizer
 
 from vlstudy.data.datasets import collate_videos
+from vlstudy.distributed import is_main_process
 from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.models.alpro import ALPRO, ALPROConfig
-from vlstudy.tasks.common import TaskPaths, VideoInputConfig, load_split, predict, seeded_generator, video_dataset, \
-    write_json, zero_loss
+from vlstudy.tasks.common import (
+    TaskPaths,
+    VideoInputConfig,
+    load_split,
+    predict,
+    seeded_generator,
+    video_dataset,
+    write_json,
+    zero_loss,
+)
 from vlstudy.tasks.pretrain_video import split_pool
-from vlstudy.train.distributed import is_main_process
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["PretrainALPROConfig", "CONFIG", "run", "alpro_features"]

@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from vlstudy.data.datasets import collate_videos
+from vlstudy.distributed import all_reduce_sum, is_main_process
 from vlstudy.models.mplug_video import IGNORE_INDEX, MPLUGVideo, MPLUGVideoConfig
-from vlstudy.tasks.common import TaskPaths, VideoInputConfig, load_split, predict, video_dataset, write_json, \
-    zero_loss
-from vlstudy.train.distributed import all_reduce_sum, is_main_process
+from vlstudy.tasks.common import TaskPaths, VideoInputConfig, load_split, predict, video_dataset, write_json, zero_loss
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["PretrainVideoConfig", "CONFIG", "run", "sequence_nll"]

@@ -33,14 +33,23 @@ import pandas as pd
 import torch
 
 from vlstudy.data.datasets import collate_videos
+from vlstudy.distributed import is_main_process
 from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.models.alpro import ALPRO
 from vlstudy.models.mplug_video import MPLUGVideo
 from vlstudy.tasks.captioning import first_captions, with_captions
 from vlstudy.tasks.classification import load_model
-from vlstudy.tasks.common import TaskPaths, VideoInputConfig, interval_summary, load_split, predict, \
-    seeded_generator, video_dataset, write_json, zero_loss
-from vlstudy.train.distributed import is_main_process
+from vlstudy.tasks.common import (
+    TaskPaths,
+    VideoInputConfig,
+    interval_summary,
+    load_split,
+    predict,
+    seeded_generator,
+    video_dataset,
+    write_json,
+    zero_loss,
+)
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["RetrievalConfig", "CONFIG", "run", "Method"]

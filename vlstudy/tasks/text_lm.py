@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from vlstudy.prompts import PROTOCOL_TEXTS
+from vlstudy.data.prompts import PROTOCOL_TEXTS
+from vlstudy.distributed import is_main_process
 from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
 from vlstudy.tasks.common import TaskPaths, load_split, write_json
-from vlstudy.train.distributed import is_main_process
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["TextLMTaskConfig", "CONFIG", "run", "corpus"]

@@ -14,9 +14,10 @@ the finished file has each step exactly once. The loss-curve figure is drawn fro
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from vlstudy.io import write_text
 
 if TYPE_CHECKING:  # pandas and matplotlib are imported where used: training processes never draw
     import pandas as pd
@@ -58,9 +59,7 @@ def truncate_log(path: Path, step: int) -> int:
         return 0
     records = read_log(path)
     kept = [r for r in records if r["step"] <= step]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     return len(records) - len(kept)
 
 

@@ -19,7 +19,7 @@ averages gradients over processes; so a step's gradient is that of the mean over
 process. The whole ``loss_fn(model, batch)`` call runs as the forward of the DDP wrapper, so it may call any
 method of the model (``model.encode_video(...)``), not only ``model(...)``, and gradients are still synchronised.
 Learnable parts of a loss (a contrastive temperature) belong to the model, where the optimizer finds them.
-Contrastive losses gather features with `vlstudy.train.distributed.all_gather_with_grad` and average over the
+Contrastive losses gather features with `vlstudy.distributed.all_gather_with_grad` and average over the
 process's own rows; averaged over processes that is the loss over the global batch.
 
 Modes. The trainer never calls ``model.train()``: the model arrives in the mode its builder chose (frozen parts
@@ -53,6 +53,8 @@ from tqdm import tqdm
 
 from vlstudy.config import to_dict
 from vlstudy.data.datasets import SkipLog
+from vlstudy.data.sampler import GlobalBatchSampler, num_global_batches
+from vlstudy.distributed import all_reduce_sum, barrier, gather_to_main, setup_distributed
 from vlstudy.train.checkpoint import (
     TrainState,
     capture_rng_state,
@@ -65,10 +67,8 @@ from vlstudy.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from vlstudy.train.distributed import all_reduce_sum, barrier, gather_to_main, setup_distributed
 from vlstudy.train.logging import JsonlLog, read_log
 from vlstudy.train.optim import build_optimizer, build_scheduler, group_lrs
-from vlstudy.train.sampler import GlobalBatchSampler, num_global_batches
 
 __all__ = ["TrainConfig", "Trainer", "TrainSummary", "NonFiniteLossError", "LossFn", "EvalFn", "seed_all"]
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
@@ -53,6 +52,7 @@ from vlstudy.data.mini_youku import text as T
 from vlstudy.data.mini_youku.render import DISTRACTOR_RGB, ENCODER_OPTIONS, OBJECT_RGB, ShotSpec, VideoSpec, render
 from vlstudy.data.mini_youku.world import CLASSES, MOTIONS, SHAPES, designed_ceilings
 from vlstudy.data.video import write_video
+from vlstudy.io import write_json, write_table, write_text
 
 __all__ = ["CueConfig", "SplitCounts", "DefectRates", "MiniYoukuConfig", "Item", "generate", "plan", "text_corpus",
            "TASK_FILES", "DEFECTS"]
@@ -420,9 +420,7 @@ def _render_one(args: tuple[VideoSpec, str, str, int]) -> tuple[str, int]:
 
 
 def _csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False, encoding="utf-8")
-    tmp.replace(path)
+    write_table(path, df)
 
 
 def _write_csvs(items: list[Item], out: Path) -> dict[str, int]:
@@ -502,9 +500,7 @@ def generate(cfg: MiniYoukuConfig, out_dir: Path, progress: bool = True) -> dict
     bar.close()
     counts = _write_csvs(items, out)
     corpus = text_corpus(cfg)
-    tmp = out / ".text_corpus.txt.tmp"
-    tmp.write_text("\n\n".join("\n".join(page) for page in corpus) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "text_corpus.txt")
+    write_text(out / "text_corpus.txt", "\n\n".join("\n".join(page) for page in corpus) + "\n")
     counts["text_corpus_lines"] = sum(len(page) for page in corpus)
     _csv(_ground_truth(items, n_frames, cfg.fps), out / "ground_truth.csv")
     c = cfg.classification_cues
@@ -517,8 +513,6 @@ def generate(cfg: MiniYoukuConfig, out_dir: Path, progress: bool = True) -> dict
         "defects": {d: sum(1 for i in items if i.defect == d) for d in DEFECTS},
         "designed_ceilings": designed_ceilings(c.p_scene, c.p_object, c.p_group, c.p_keyword),
     }
-    tmp = out / ".meta.json.tmp"
-    tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, out / "meta.json")
+    write_json(out / "meta.json", meta)
     log.info("mini-Youku: %d videos, %d frames in %s", len(items), meta["frames"], out)
     return meta

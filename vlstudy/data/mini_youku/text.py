@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlstudy.data.mini_youku.world import CLASSES, COLOURS, DISTRACTOR_COLOUR, GROUPS, MOTIONS, SCENES, SHAPES
-from vlstudy.prompts import MATCH_ANSWERS, classification_prompt, match_prompt
+from vlstudy.data.prompts import MATCH_ANSWERS, classification_prompt, match_prompt
 
 __all__ = ["Cues", "corpus_lines", "benchmark_title", "pool_title", "caption", "references", "videomind_layers", "tags_6w",
            "description", "subtitles", "ad_title", "meaningless_title", "short_title", "long_title", "where"]
@@ -223,7 +223,7 @@ def corpus_lines(cues: Cues, other: Cues, rng: np.random.Generator) -> list[str]
     vocabulary — captions, titles, the VideoMind layers, descriptions, subtitles — and, like a video site's page,
     a title next to its channel (category). They belong to no video of the dataset.
 
-    Two lines follow a caption in the formats the protocol scores (`vlstudy.prompts`): the page's title and
+    Two lines follow a caption in the formats the protocol scores (`vlstudy.data.prompts`): the page's title and
     category (``视频标题：… 视频类目：…``), and a yes/no question whether a caption — a paraphrase of this video's
     or `other`'s — fits (``标题：… 这个视频与标题匹配吗？是/否``). A real Chinese LM has read such pages and questions;
     mPLUG-video's frozen decoder must already read a category or an answer off what precedes the prompt, since
