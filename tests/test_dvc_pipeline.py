@@ -45,11 +45,11 @@ def project(tmp_path):
     for name in ("00_mini_youku.ipynb", "99_report.ipynb"):
         shutil.copy(ROOT / "notebooks" / name, tmp_path / "notebooks")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"mini_youku": deep_merge(params["mini_youku"], TINY, where="test"), "report": params["report"]},
-        allow_unicode=True))
+        {"recipe": params["recipe"], "mini_youku": deep_merge(params["mini_youku"], TINY, strict=False),
+         "report": params["report"]}, allow_unicode=True))
     mini, report = stages["mini_youku"], stages["report"]
     mini["deps"] = ["notebooks/00_mini_youku.ipynb"]  # the package is installed, not copied, here
-    report["deps"] = ["notebooks/99_report.ipynb", "reports/metrics/mini_youku.json", "reports/figures"]
+    report["deps"] = ["notebooks/99_report.ipynb", "reports/metrics", "reports/figures", "reports/runs"]
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"mini_youku": mini, "report": report}}))
     _dvc(tmp_path, "init", "--no-scm", "-q")
     return tmp_path

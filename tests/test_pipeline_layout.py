@@ -1,55 +1,91 @@
-"""One name in four places: DVC stage = params section = notebook stem = metrics file (STYLE.md rule 2)."""
+"""One name in four places (DVC stage = params section = notebook stem = metrics file), one recipe, and params
+that agree with the code: the structure the pipeline relies on (STYLE.md rules 2–4)."""
 
+import ast
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from vlstudy.notebooks import parameters_cell, stage_notebooks
-from vlstudy.pipeline import validate_section
-from vlstudy.stages import STAGE_PARAMS
-from vlstudy.study import profile_params
+from vlstudy.config import RECIPE_SECTION, to_dict
+from vlstudy.pipeline.notebooks import parameters_cell, stage_notebooks
+from vlstudy.pipeline.registry import STAGES, params_class
+from vlstudy.pipeline.runner import validate_section
+from vlstudy.pipeline.study import profile_names, profile_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+RECIPE = PARAMS[RECIPE_SECTION]
 NOTEBOOKS = stage_notebooks(ROOT)
+SECTIONS = sorted(s for s in PARAMS if s != RECIPE_SECTION)
 
 
 def test_every_stage_has_notebook_params_section_and_dataclass():
-    assert set(DVC) == set(NOTEBOOKS) == set(PARAMS) == set(STAGE_PARAMS)
+    assert set(DVC) == set(NOTEBOOKS) == set(SECTIONS) == set(STAGES)
+
+
+def _sid(stage: str) -> str:
+    matrix = DVC[stage].get("matrix")
+    return stage + ("@" + "-".join(f"${{item.{k}}}" for k in matrix) if matrix else "")
+
+
+def _paths(entries) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
 
 
 @pytest.mark.parametrize("stage", sorted(DVC))
 def test_stage_declaration(stage):
-    spec = DVC[stage]
+    spec, sid = DVC[stage], _sid(stage)
     matrix = spec.get("matrix")
-    suffix = "".join(f" --set {k}=${{item.{k}}}" for k in matrix) if matrix else ""
-    assert spec["cmd"] == f"vlstudy run {stage}{suffix}"
-    sid = stage + ("@" + "-".join(f"${{item.{k}}}" for k in matrix) if matrix else "")
+    assert spec["cmd"] == f"vlstudy run {stage}" + "".join(f" --set {k}=${{item.{k}}}" for k in matrix or [])
     assert str(NOTEBOOKS[stage].relative_to(ROOT)) in spec["deps"]
-    assert stage in spec["params"]
-    metrics = [next(iter(m)) if isinstance(m, dict) else m for m in spec.get("metrics", [])]
-    assert f"reports/metrics/{sid}.json" in metrics
-    outs = [next(iter(o)) if isinstance(o, dict) else o for o in spec.get("outs", [])]
+    outs = _paths(spec.get("outs"))
     assert f"reports/executed/{sid}.ipynb" in outs and f"reports/html/{sid}.html" in outs
+    if stage == "report":  # it reads every metrics file, so it writes none of its own
+        assert {"reports/metrics", "reports/figures", "reports/runs"} <= set(spec["deps"])
+        assert "reports/report.run.json" in outs
+        return
+    assert f"reports/runs/{sid}.json" in outs and f"reports/figures/{sid}" in outs
+    assert _paths(spec.get("metrics")) == [f"reports/metrics/{sid}.json"]
 
 
 @pytest.mark.parametrize("stage", sorted(NOTEBOOKS))
-def test_parameters_cell_matches_params_section(stage):
+def test_parameters_cell_is_the_params_section(stage):
     assert parameters_cell(NOTEBOOKS[stage]) == PARAMS[stage]
 
 
-@pytest.mark.parametrize("stage", sorted(PARAMS))
-def test_params_section_validates(stage):
-    validate_section(stage, PARAMS[stage])
+@pytest.mark.parametrize("stage", sorted(NOTEBOOKS))
+def test_notebook_builds_the_registered_params_class(stage):
+    """The notebook's ``Stage.from_parameters(name, globals(), Class)`` names its own stage and the registry's class."""
+    source = "\n".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+                       for c in json.loads(NOTEBOOKS[stage].read_text(encoding="utf-8"))["cells"]
+                       if c["cell_type"] == "code")
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute) and n.func.attr == "from_parameters"]
+    assert len(calls) == 1
+    name, _, cls = calls[0].args
+    assert name.value == stage
+    assert ast.unparse(cls).split(".")[-1] == params_class(stage).__name__
 
 
-@pytest.mark.parametrize("profile", ["default"] + sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+@pytest.mark.parametrize("stage", SECTIONS)
+def test_dataclass_defaults_equal_params_yaml(stage):
+    """params.yaml (recipe applied) and the dataclass defaults are one source: the same values."""
+    assert to_dict(validate_section(stage, PARAMS[stage] or {}, RECIPE)) == to_dict(params_class(stage)())
+
+
+@pytest.mark.parametrize("profile", profile_names(ROOT))
 def test_profiles_validate(profile):
-    merged = profile_params(ROOT, profile)
-    assert set(merged) == set(PARAMS)
+    assert set(profile_params(ROOT, profile)) == set(PARAMS)
+
+
+def test_a_profile_is_a_file_in_profiles():
+    from vlstudy.config import ParamError
+
+    with pytest.raises(ParamError, match=r"profile '\.\./params': not a profile \(profiles: default, "):
+        profile_params(ROOT, "../params")
 
 
 @pytest.mark.parametrize("stage", sorted(NOTEBOOKS))
@@ -61,44 +97,16 @@ def test_notebooks_are_committed_without_outputs(stage):
             assert cell.get("outputs", []) == [] and cell.get("execution_count") is None
 
 
-def _metrics_files(stage: str) -> list[str]:
-    """The metrics files a stage writes, its matrix expanded with the values params.yaml gives it."""
-    matrix = DVC[stage].get("matrix")
-    if not matrix:
-        return [f"reports/metrics/{stage}.json"]
-    ((key, ref),) = matrix.items()  # the one matrix of this pipeline: modality_ablation over its variants
-    section, name = ref.strip("${}").split(".")
-    return [f"reports/metrics/{stage}@{value}.json" for value in PARAMS[section][name]]
+def test_classification_matrix_expands_models_times_variants():
+    """Table 6 is one DVC matrix: every (model, variant) of params.yaml is a stage, with its own params deps."""
+    from dvc.repo import Repo
 
-
-def test_report_depends_on_every_stages_metrics():
-    """DVC reruns `report` when any stage's numbers change only if it lists every metrics file as a dependency."""
-    expected = [f for stage in DVC if stage != "report" for f in _metrics_files(stage)]
-    metrics_deps = [d for d in DVC["report"]["deps"] if d.startswith("reports/metrics/")]
-    assert sorted(metrics_deps) == sorted(expected)
-    assert "reports/figures" in DVC["report"]["deps"]
-
-
-def test_modality_summary_depends_on_every_ablation_variant():
-    """The summary reads each variant's predictions from checkpoints/modality_ablation/<variant>/."""
-    outs = [o for o in DVC["modality_ablation"]["outs"] if o.startswith("checkpoints/")]
-    assert outs == ["checkpoints/modality_ablation/${item.variant}"]
-    assert "checkpoints/modality_ablation" in DVC["modality_summary"]["deps"]
-
-
-def _key_paths(tree: dict, prefix: str = "") -> set[str]:
-    paths = set()
-    for key, value in tree.items():
-        paths.add(prefix + key)
-        if isinstance(value, dict) and value:
-            paths |= _key_paths(value, prefix + key + ".")
-    return paths
-
-
-@pytest.mark.parametrize("stage", sorted(PARAMS))
-def test_params_section_lists_every_field(stage):
-    """params.yaml is the complete record of a run: no field left to a default hidden in the code."""
-    from vlstudy.config import to_dict
-
-    defaults = to_dict(STAGE_PARAMS[stage]())
-    assert _key_paths(PARAMS[stage] or {}) == _key_paths(defaults)
+    with Repo(str(ROOT)) as repo:
+        stages = {s.addressing: s for s in repo.index.stages if s.addressing.startswith("finetune_classification@")}
+    section = PARAMS["finetune_classification"]
+    expected = {f"finetune_classification@{m}-{v}" for m in section["models"] for v in section["variants"]}
+    assert set(stages) == expected
+    cell = stages["finetune_classification@alpro-vision"]
+    params = {str(k) for dep in cell.deps if hasattr(dep, "params") for k in dep.params}
+    assert {"finetune_classification.models.alpro", "finetune_classification.variants.vision"} <= params
+    assert not any(k.endswith(".language") or k.endswith(".mplug_video") for k in params)

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
 from vlstudy.plotting import cjk_font_path, use_cjk_font  # noqa: E402
-from vlstudy.report import build_index, flatten_metrics  # noqa: E402
+from vlstudy.report.index import build_index, flatten_metrics  # noqa: E402
 
 
 def test_chinese_labels_use_the_cjk_font_without_missing_glyphs(tmp_path):
@@ -29,24 +29,32 @@ def test_chinese_labels_use_the_cjk_font_without_missing_glyphs(tmp_path):
     assert family == "Noto Sans CJK SC" and matplotlib.rcParams["axes.unicode_minus"] is False
 
 
-def test_build_index_gathers_stages_in_pipeline_order(tmp_path):
-    (tmp_path / "dvc.yaml").write_text("stages:\n  first: {cmd: x}\n  second: {cmd: y}\n")
-    metrics = tmp_path / "reports" / "metrics"
-    metrics.mkdir(parents=True)
-    (metrics / "second.json").write_text(json.dumps({"acc": 0.5, "_seconds": 3}))
-    (metrics / "first.json").write_text(json.dumps({"counts": {"train": 10}, "_captions": {"fig": "图一"}}))
-    figs = tmp_path / "reports" / "figures" / "first"
+def test_build_index_gathers_current_stages_in_pipeline_order(tmp_path):
+    reports = tmp_path / "reports"
+    for sid, metrics, run in (("first", {"counts": {"train": 10}}, {"captions": {"fig": "图一"}, "seconds": 2,
+                                                                      "tables": {"table_results": "Table 9: 结果"}}),
+                              ("second", {"acc": 0.5}, {"seconds": 3}),
+                              ("removed@cell", {"acc": 0.1}, {"seconds": 1})):
+        (reports / "metrics").mkdir(parents=True, exist_ok=True)
+        (reports / "runs").mkdir(parents=True, exist_ok=True)
+        (reports / "metrics" / f"{sid}.json").write_text(json.dumps(metrics))
+        (reports / "runs" / f"{sid}.json").write_text(json.dumps(run, ensure_ascii=False))
+    figs = reports / "figures" / "first"
     figs.mkdir(parents=True)
     fig, ax = plt.subplots()
     ax.plot([1, 2])
     fig.savefig(figs / "fig.png")
     plt.close(fig)
     pd.DataFrame({"model": ["ours"], "top1": [0.5]}).to_csv(figs / "table_results.csv", index=False)
-    out = build_index(tmp_path, tmp_path / "reports" / "index.html", data_note="数据不同")
+    # "removed@cell" has files on disk but is no longer a stage of the pipeline: the page leaves it out.
+    out = build_index(tmp_path, reports / "index.html", data_note="数据不同", profile="smoke",
+                      stage_ids=["first", "second"])
     html = out.read_text(encoding="utf-8")
-    assert html.index("id='first'") < html.index("id='second'")
+    assert html.index("id='first'") < html.index("id='second'") and "removed@cell" not in html
     assert "counts.train" in html and "data:image/png;base64," in html and "图一" in html
-    assert "<h3>results</h3>" in html and "数据不同" in html
+    assert "<h3>Table 9: 结果</h3>" in html and "数据不同" in html
+    assert "profile smoke" in html and "class=banner" in html
+    assert "@font-face" in html  # the CJK font travels with the page
     assert "http://" not in html and "https://" not in html
 
 

@@ -2,13 +2,15 @@
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from vlstudy.pipeline import run_stage
+from vlstudy.pipeline.runner import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,9 +21,11 @@ def project(tmp_path):
     (tmp_path / "notebooks").mkdir()
     shutil.copy(ROOT / "notebooks" / "99_report.ipynb", tmp_path / "notebooks")
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"report": params["report"]}, allow_unicode=True))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"recipe": params["recipe"], "report": params["report"]},
+                                                         allow_unicode=True))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"report": stages["report"]}}))
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
     return tmp_path
 
 
@@ -50,7 +54,7 @@ def test_unknown_key_fails_and_names_key_and_file(project, capsys):
 def test_success_writes_outputs_and_failure_keeps_them(project, capsys):
     assert run_stage("report", root=project) == 0
     outputs = [project / "reports" / p for p in
-               ("index.html", "executed/report.ipynb", "html/report.html", "metrics/report.json")]
+               ("index.html", "executed/report.ipynb", "html/report.html", "report.run.json")]
     assert all(p.is_file() for p in outputs)
     html = (project / "reports" / "html" / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]*src=\"https?://", html), "the rendered notebook must open offline"

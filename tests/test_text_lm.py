@@ -129,6 +129,7 @@ def test_corpus_keeps_pages_together_and_in_order(tmp_path):
 def test_the_task_gives_the_same_weights_whatever_ran_before(tmp_path):
     from safetensors.torch import load_file
 
+    from vlstudy.tasks import text_lm
     from vlstudy.tasks.common import TaskPaths, launch
     from vlstudy.tasks.text_lm import TextLMTaskConfig
     from vlstudy.train.trainer import TrainConfig
@@ -141,7 +142,7 @@ def test_the_task_gives_the_same_weights_whatever_ran_before(tmp_path):
     for run in ("a", "b"):
         if run == "b":
             torch.rand(7)  # the kernel's history differs between the two runs
-        launch("text_lm", config, TaskPaths(data=str(tmp_path), out=str(tmp_path / run), work=str(tmp_path / f"w{run}")))
+        launch(text_lm.run, config, TaskPaths(data=str(tmp_path), out=str(tmp_path / run), work=str(tmp_path / f"w{run}")))
         weights.append(load_file(tmp_path / run / "model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:

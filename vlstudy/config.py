@@ -18,9 +18,11 @@ import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+import yaml
+
 T = TypeVar("T")
 
-__all__ = ["ParamError", "from_dict", "to_dict", "deep_merge", "field_names"]
+__all__ = ["RECIPE_SECTION", "ParamError", "apply_recipe", "deep_merge", "field_names", "from_dict", "to_dict"]
 
 
 class ParamError(ValueError):
@@ -147,22 +149,121 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def deep_merge(base: dict, override: dict, where: str = "override") -> dict:
-    """`base` with `override` applied recursively; a key of `override` that `base` lacks is an error.
+def deep_merge(base: dict, override: dict, where: str = "override", strict: bool = True) -> dict:
+    """`base` with `override` applied recursively.
 
-    Used for profiles: ``profiles/smoke.yaml`` may only change keys that ``params.yaml`` defines.
+    Args:
+        base: the mapping to start from (not changed).
+        override: keys to change; nested mappings are merged, other values replace.
+        where: how errors name the override, e.g. ``"profiles/smoke.yaml"``.
+        strict: a key of `override` that `base` lacks is an error (False: it is added; the dataclass check that
+            follows then rejects a typo).
     """
     out = dict(base)
     for key, value in override.items():
-        if key not in base:
+        if strict and key not in base:
             raise ParamError(f"{where}.{key}: unknown key (not in the base params)")
-        if isinstance(value, dict) and isinstance(base[key], dict):
-            out[key] = deep_merge(base[key], value, f"{where}.{key}")
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = deep_merge(base[key], value, f"{where}.{key}", strict)
         else:
             out[key] = value
+    return out
+
+
+RECIPE_SECTION = "recipe"
+
+
+def _dataclass_in(tp: Any) -> type | None:
+    """The dataclass an annotation holds (``Foo``, ``Foo | None``), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if get_origin(tp) in (Union, types.UnionType):
+        found = [a for a in get_args(tp) if dataclasses.is_dataclass(a)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def apply_recipe(cls: type, section: dict | None, recipe: dict) -> dict:
+    """`section` with the shared recipe filled in: the mapping `from_dict` then turns into `cls`.
+
+    params.yaml states the training recipe once, in its ``recipe`` section (e.g. ``train``, ``seed``). Wherever
+    `cls` (at any depth, inside dicts of dataclasses too) has a field named like a recipe key, the recipe's value
+    is used when the section leaves the field out, and a section's partial mapping is merged over it when the
+    field is itself a dataclass (``train: {epochs: 20}`` keeps the recipe's other ``train`` keys).
+
+    Args:
+        cls: the stage's params dataclass.
+        section: its params.yaml section (None = empty).
+        recipe: the ``recipe`` section.
+
+    Returns:
+        A new mapping; `section` is not changed.
+    """
+    out = dict(section or {})
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = hints[f.name]
+        sub = _dataclass_in(tp)
+        if f.name in recipe:
+            given = out.get(f.name)
+            if sub is not None and isinstance(recipe[f.name], dict) and (given is None or isinstance(given, dict)):
+                out[f.name] = deep_merge(recipe[f.name], given or {}, strict=False)
+            elif f.name not in out:
+                out[f.name] = recipe[f.name]
+        if sub is not None and isinstance(out.get(f.name), dict):
+            out[f.name] = apply_recipe(sub, out[f.name], recipe)
+        elif get_origin(tp) is dict and isinstance(out.get(f.name), dict):
+            value_tp = _dataclass_in((get_args(tp) or (Any, Any))[1])
+            if value_tp is not None:
+                out[f.name] = {k: apply_recipe(value_tp, v, recipe) if isinstance(v, dict) else v
+                               for k, v in out[f.name].items()}
     return out
 
 
 def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: first sentence of its description}`` from the ``Attributes:`` section of `cls`'s docstring."""
+    docs: dict[str, str] = {}
+    lines = (cls.__doc__ or "").splitlines()
+    in_attrs, current = False, None
+    for line in lines:
+        stripped = line.strip()
+        if stripped.endswith("Attributes:"):
+            in_attrs = True
+            continue
+        if not in_attrs:
+            continue
+        head, sep, rest = stripped.partition(":")
+        if sep and head.isidentifier() and head in {f.name for f in dataclasses.fields(cls)}:
+            current = head
+            docs[current] = rest.strip()
+        elif stripped and current:
+            docs[current] += " " + stripped
+        elif not stripped and docs:
+            current = None
+    return {k: v.split(". ")[0].rstrip(".") for k, v in docs.items()}
+
+
+def read_params(root: str | Path, params_file: str = "params.yaml") -> dict:
+    """The whole params file as a dict; a YAML error names the file, line and column."""
+    path = Path(root) / params_file
+    try:
+        with open(path, encoding="utf-8") as f:
+            params = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamError(f"{params_file}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(params, dict):
+        raise ParamError(f"{params_file}: expected a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def resolve_section(cls: type, section: dict | None, recipe: dict | None, where: str):
+    """`cls` filled from a section with the shared recipe applied; errors name `where` and the key."""
+    return from_dict(cls, apply_recipe(cls, section, recipe or {}), where=where)

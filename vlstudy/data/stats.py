@@ -18,6 +18,7 @@ default: the standard error of any bar's share is below 0.16 percentage points);
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,19 @@ from vlstudy.data.filters import title_word_count
 from vlstudy.data.youku import REQUIRED_COLUMNS, check_ids, iter_csv_batches
 from vlstudy.plotting import use_cjk_font
 
-__all__ = ["videos_per_category", "duration_histogram", "title_length_histogram", "title_char_histogram",
-           "category_share_within_super", "pairs_per_split", "pretrain_title_statistics",
-           "plot_videos_per_category", "plot_figure3", "plot_filter_report", "SUPER_CATEGORY_NOTE"]
+__all__ = [
+    "SUPER_CATEGORY_NOTE",
+    "category_share_within_super",
+    "duration_histogram",
+    "pairs_per_split",
+    "plot_figure3",
+    "plot_filter_report",
+    "plot_videos_per_category",
+    "pretrain_title_statistics",
+    "title_char_histogram",
+    "title_length_histogram",
+    "videos_per_category",
+]
 
 SUPER_CATEGORY_NOTE = "super-categories: this kit's grouping (the paper's is published only as an image)"
 
@@ -333,3 +344,23 @@ def plot_filter_report(report: pd.DataFrame, target: float = 0.9) -> Figure:
         ax_p.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+@dataclass
+class StatisticsParams:
+    """``dataset_statistics``: Fig. 2, Fig. 3 and Table 3 from the prepared data.
+
+    Attributes:
+        seed: draws the title sample.
+        title_sample: titles segmented into words for the title-length histogram (a uniform sample when the
+            pool is larger; the real pool has 10M titles).
+        duration_bin_s: width of the duration histogram's bins, in seconds.
+        ground_truth: mini-Youku's ground truth (the pool's categories for Fig. 2); None for real data.
+        mini_youku_meta: mini-Youku's meta.json (the designed per-modality ceilings); None for real data.
+    """
+
+    seed: int = 0
+    title_sample: int = 100_000
+    duration_bin_s: float = 5.0
+    ground_truth: str | None = "data/mini_youku/ground_truth.csv"
+    mini_youku_meta: str | None = "data/mini_youku/meta.json"

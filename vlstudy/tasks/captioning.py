@@ -8,7 +8,7 @@ item's scores for the bootstrap intervals. (The official script decodes greedily
 beam 5, which is the default here; ``num_beams`` switches.)
 
 Outputs in ``paths.out``: ``model/``, ``predictions_val.csv`` (video, prediction, references),
-``per_item.csv`` (every metric per item), ``predictions_test.csv``, ``train_log.jsonl`` and ``result.json``.
+``per_item.csv`` (every metric per item), ``predictions_test.csv`` and ``train_log.jsonl``.
 """
 
 from __future__ import annotations
@@ -20,23 +20,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from vlstudy import io
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.captioning import caption_metrics
 from vlstudy.tasks.classification import load_model
 from vlstudy.tasks.common import (
+    PhaseTimer,
     TaskPaths,
+    TaskResult,
     VideoInputConfig,
     interval_summary,
     load_split,
     predict,
     video_dataset,
-    write_json,
 )
 from vlstudy.tasks.pretrain_video import caption_loss
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["CaptioningConfig", "CONFIG", "run"]
+__all__ = ["CONFIG", "CaptioningConfig", "run"]
 
 
 @dataclass
@@ -45,7 +47,7 @@ class CaptioningConfig:
         init: the pre-trained mPLUG-video folder.
         pretrained: load its weights (False: the same architecture from scratch).
         num_frames: frames per clip (official: 16).
-        video: frame caching.
+        decode: frame decoding and caching.
         train: optimisation (official: lr 2e-5, 100 warmup steps).
         num_beams: beam width at decoding (5; 1 = greedy).
         length_penalty: beam-score length exponent (1.0).
@@ -61,7 +63,7 @@ class CaptioningConfig:
     init: str = "checkpoints/pretrain_video/model"
     pretrained: bool = True
     num_frames: int = 16
-    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    decode: VideoInputConfig = field(default_factory=VideoInputConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-5, warmup_steps=100, epochs=10))
     num_beams: int = 5
     length_penalty: float = 1.0
@@ -90,14 +92,17 @@ def first_captions(batch: dict) -> list[str]:
     return [captions[0] for captions in batch["captions"]]
 
 
-def run(config: CaptioningConfig, paths: TaskPaths) -> None:
+def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
+    timer = PhaseTimer()
     model = load_model("mplug_video", config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "captioning", "train"), "captioning train")
-    train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache,
-                              ("captions",))
-    summary = Trainer(model, config.train, train_set, collate_videos,
-                      lambda m, b: caption_loss(m, b["video"], first_captions(b)), Path(paths.work)).fit()
+    with timer("decode"):
+        train_set = video_dataset(train_records, encoder, config.decode, "train", config.seed, paths.cache,
+                                  ("captions",))
+    with timer("train"):
+        summary = Trainer(model, config.train, train_set, collate_videos,
+                          lambda m, b: caption_loss(m, b["video"], first_captions(b)), Path(paths.work)).fit()
 
     def decode(m, batch):
         return {"prediction": m.generate(batch["video"], [""] * len(batch["video_id"]), num_beams=config.num_beams,
@@ -108,26 +113,36 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> None:
     decoded = {}
     for split in splits:
         records = load_split(paths.data, "captioning", split)
-        dataset = video_dataset(records, encoder, config.video, "eval", config.seed, paths.cache)
-        decoded[split] = (records, predict(model, dataset, config.eval_batch_size, decode, desc=f"decode {split}"))
+        with timer("decode"):
+            dataset = video_dataset(records, encoder, config.decode, "eval", config.seed, paths.cache)
+        with timer("evaluate"):
+            decoded[split] = (records, predict(model, dataset, config.eval_batch_size, decode,
+                                               desc=f"decode {split}"))
     if not is_main_process():
-        return
+        return None
 
     out = Path(paths.out)
     records, val = decoded["val"]
     references = dict(zip(records["video_id"], records["captions"].map(list)))
-    metrics = caption_metrics(dict(zip(val["video_id"], val["prediction"])), references)
-    val.assign(references=[json.dumps(references[v], ensure_ascii=False) for v in val["video_id"]])[
-        ["video_id", "prediction", "references"]].to_csv(out / "predictions_val.csv", index=False)
-    metrics.per_item.to_csv(out / "per_item.csv", index=False)
-    if "test" in decoded:
-        test = decoded["test"][1]
-        pd.DataFrame({"video_id:FILE": test["video_id"], "caption": test["prediction"]}).to_csv(
-            out / "predictions_test.csv", index=False)
-    model.save_pretrained(out / "model")
-    shutil.copy(summary.log_path, out / "train_log.jsonl")
-    write_json(out / "result.json", {
-        "metrics": interval_summary(metrics, config.seed, config.n_boot), "steps": summary.final_step,
-        "seconds": summary.seconds, "train_loss": summary.losses.get("loss"),
-        "skipped_videos": summary.skipped_videos, "num_beams": config.num_beams,
-    })
+    with timer("evaluate"):
+        metrics = caption_metrics(dict(zip(val["video_id"], val["prediction"])), references)
+    with timer("write"):
+        io.write_table(out / "predictions_val.csv", val.assign(
+            references=[json.dumps(references[v], ensure_ascii=False) for v in val["video_id"]])[
+            ["video_id", "prediction", "references"]])
+        io.write_table(out / "per_item.csv", metrics.per_item)
+        if "test" in decoded:
+            test = decoded["test"][1]
+            io.write_table(out / "predictions_test.csv",
+                           pd.DataFrame({"video_id:FILE": test["video_id"], "caption": test["prediction"]}))
+        model.save_pretrained(out / "model")
+        shutil.copy(summary.log_path, out / "train_log.jsonl")
+    return TaskResult(
+        metrics=interval_summary(metrics, config.seed, config.n_boot),
+        protocol={"split": "val", "videos": len(records), "references": int(records["captions"].map(len).sum()),
+                  "frames": encoder.num_frames, "sampler": "middle", "decoding": f"beam {config.num_beams}, "
+                  f"length penalty {config.length_penalty}", "normalisation": "non-CJK deleted, one token per "
+                  "character", "interval": f"95% bootstrap over videos ({config.n_boot})"},
+        training={"steps": summary.final_step, "train_loss": summary.losses.get("loss"),
+                  "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos},
+        timings=timer.seconds)

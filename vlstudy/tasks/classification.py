@@ -13,8 +13,8 @@ CLS). ``pretrained=False`` keeps the architecture of ``init`` but not its weight
 scratch (the LM of mPLUG-video stays the text-LM stage's, as it is frozen in every variant).
 
 Outputs in ``paths.out``: ``predictions_val.parquet`` (per item: label and both score sets), ``per_item.csv``,
-``predictions_test.csv`` (submission: video_id and predicted class name), ``train_log.jsonl`` and
-``result.json`` (each score set's top-1/top-5 with 95% bootstrap intervals over test items).
+``predictions_test.csv`` (submission: video_id and predicted class name) and ``train_log.jsonl``; the returned
+result holds each score set's top-1/top-5 with 95% bootstrap intervals over val videos.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, get_args, get_type_hints
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoTokenizer
 
+from vlstudy import io
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
@@ -39,18 +40,19 @@ from vlstudy.models.alpro import ALPRO, ALPROConfig
 from vlstudy.models.checkpoint_io import read_config
 from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig, classification_prompt
 from vlstudy.tasks.common import (
+    PhaseTimer,
     TaskPaths,
+    TaskResult,
     VideoInputConfig,
     interval_summary,
     load_split,
     predict,
     video_dataset,
-    write_json,
     zero_loss,
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["ClassificationConfig", "CONFIG", "run", "load_model", "Modality"]
+__all__ = ["CONFIG", "ClassificationConfig", "Modality", "load_model", "run"]
 
 Modality = Literal["vision_language", "vision", "language"]
 
@@ -63,7 +65,7 @@ class ClassificationConfig:
         pretrained: load the weights of `init` (False: the same architecture from scratch).
         modality: what the model reads.
         num_frames: frames per clip (official: 8).
-        video: frame caching.
+        decode: frame decoding and caching.
         train: optimisation (official: lr 2e-5, 100 warmup steps).
         eval_batch_size: items per batch at evaluation.
         predict_test: also write predictions for the test split (a submission file).
@@ -78,7 +80,7 @@ class ClassificationConfig:
     pretrained: bool = True
     modality: Modality = "vision_language"
     num_frames: int = 8
-    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    decode: VideoInputConfig = field(default_factory=VideoInputConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-5, warmup_steps=100, epochs=10))
     eval_batch_size: int = 16
     predict_test: bool = True
@@ -101,7 +103,7 @@ def load_model(kind: str, init: str, pretrained: bool, num_frames: int) -> MPLUG
     return ALPRO.from_pretrained(init, config) if pretrained else ALPRO(config, AutoTokenizer.from_pretrained(init))
 
 
-def _inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[str]]:
+def model_inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[str]]:
     """What the model sees under `modality`: the video (or None) and the titles (or empty ones)."""
     video = None if modality == "language" else batch["video"]
     titles = [""] * len(batch["title"]) if modality == "vision" else list(batch["title"])
@@ -119,14 +121,14 @@ def loss_fn(config: ClassificationConfig):
     def mplug(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "lm_loss", "cls_loss")
-        video, titles = _inputs(config.modality, batch)
+        video, titles = model_inputs(config.modality, batch)
         labels = torch.as_tensor(batch["label"])
         return model.classification_loss(video, [classification_prompt(t) for t in titles], labels)
 
     def alpro(model: ALPRO, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model)
-        video, titles = _inputs(config.modality, batch)
+        video, titles = model_inputs(config.modality, batch)
         logits = _alpro_logits(model, video, titles, config.modality)
         return {"loss": F.cross_entropy(logits, torch.as_tensor(batch["label"], device=logits.device))}
 
@@ -137,7 +139,7 @@ def score_fn(config: ClassificationConfig):
     """Per-item class scores: ``generative`` and ``head`` for mPLUG-video, ``head`` for ALPRO."""
 
     def fn(model, batch):
-        video, titles = _inputs(config.modality, batch)
+        video, titles = model_inputs(config.modality, batch)
         if config.model == "mplug_video":
             scores = model.classify(video, [classification_prompt(t) for t in titles])
             return {"generative": scores.generative.float(), "head": scores.head.float()}
@@ -146,26 +148,41 @@ def score_fn(config: ClassificationConfig):
     return fn
 
 
-def run(config: ClassificationConfig, paths: TaskPaths) -> None:
+def load_predictions(out: str | Path) -> dict:
+    """``{score set: MetricResult}`` from a run's ``predictions_val.parquet`` (per-item, for paired bootstraps)."""
+    path = Path(out) / "predictions_val.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no predictions; run the classification cell first")
+    table = pd.read_parquet(path)
+    return {s: classification_metrics(np.stack(table[s]), table["label"].to_numpy(), ids=table["video_id"].tolist())
+            for s in ("generative", "head") if s in table.columns}
+
+
+def run(config: ClassificationConfig, paths: TaskPaths) -> TaskResult | None:
+    timer = PhaseTimer()
     model = load_model(config.model, config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     fields = ("title", "label")
-    train_set = video_dataset(load_split(paths.data, "classification", "train"), encoder, config.video, "train",
-                              config.seed, paths.cache, fields)
     val_records = load_split(paths.data, "classification", "val")
-    val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache, fields)
     if val_records["label"].isna().any():
         raise ValueError(f"{paths.data}: classification_val has items without labels; it cannot be evaluated")
-
-    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
-    val = predict(model, val_set, config.eval_batch_size, score_fn(config), desc="val")
+    with timer("decode"):
+        train_set = video_dataset(load_split(paths.data, "classification", "train"), encoder, config.decode,
+                                  "train", config.seed, paths.cache, fields)
+        val_set = video_dataset(val_records, encoder, config.decode, "eval", config.seed, paths.cache, fields)
+    with timer("train"):
+        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
+    with timer("evaluate"):
+        val = predict(model, val_set, config.eval_batch_size, score_fn(config), desc="val")
     test = None
     if config.predict_test:
         test_records = load_split(paths.data, "classification", "test")
-        test_set = video_dataset(test_records, encoder, config.video, "eval", config.seed, paths.cache, fields)
-        test = predict(model, test_set, config.eval_batch_size, score_fn(config), desc="test")
+        with timer("decode"):
+            test_set = video_dataset(test_records, encoder, config.decode, "eval", config.seed, paths.cache, fields)
+        with timer("evaluate"):
+            test = predict(model, test_set, config.eval_batch_size, score_fn(config), desc="test")
     if not is_main_process():
-        return
+        return None
 
     out = Path(paths.out)
     labels = val_records["label"].astype(int).to_numpy()
@@ -177,18 +194,86 @@ def run(config: ClassificationConfig, paths: TaskPaths) -> None:
         metrics = classification_metrics(scores, labels, ids=val["video_id"].tolist())
         results[score_set] = interval_summary(metrics, config.seed, config.n_boot)
         per_item.append(metrics.per_item.set_index("item_id").add_prefix(f"{score_set}_"))
-    pd.concat(per_item, axis=1).reset_index().assign(label=labels).to_csv(out / "per_item.csv", index=False)
-    val.assign(label=labels).to_parquet(out / "predictions_val.parquet", index=False)
-    if test is not None:
-        main = "generative" if "generative" in test else "head"
-        predicted = np.stack(test[main]).argmax(axis=1)
-        pd.DataFrame({"video_id:FILE": test["video_id"], "label": [CLASS_NAMES[i] for i in predicted]}).to_csv(
-            out / "predictions_test.csv", index=False)
-    shutil.copy(summary.log_path, out / "train_log.jsonl")
-    write_json(out / "result.json", {
-        "model": config.model, "modality": config.modality, "pretrained": config.pretrained,
-        "metrics": results, "steps": summary.final_step, "seconds": summary.seconds,
-        "train_loss": summary.losses.get("loss"), "skipped_videos": summary.skipped_videos,
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "total_parameters": sum(p.numel() for p in model.parameters()),
-    })
+    with timer("write"):
+        io.write_table(out / "per_item.csv", pd.concat(per_item, axis=1).reset_index().assign(label=labels))
+        io.write_table(out / "predictions_val.parquet", val.assign(label=labels))
+        if test is not None:
+            main = "generative" if "generative" in test else "head"
+            predicted = np.stack(test[main]).argmax(axis=1)
+            io.write_table(out / "predictions_test.csv", pd.DataFrame(
+                {"video_id:FILE": test["video_id"], "label": [CLASS_NAMES[i] for i in predicted]}))
+        shutil.copy(summary.log_path, out / "train_log.jsonl")
+    return TaskResult(
+        metrics=results,
+        protocol={"split": "val", "videos": len(val_records), "frames": config.num_frames,
+                  "sampler": "middle", "model": config.model, "modality": config.modality,
+                  "pretrained": config.pretrained, "interval": f"95% bootstrap over videos ({config.n_boot})",
+                  "score_sets": {"generative": "45 class names ranked by summed log-likelihood after "
+                                 "视频标题：{title} 视频类目：", "head": "MLP head"}},
+        training={"steps": summary.final_step, "train_loss": summary.losses.get("loss"),
+                  "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos,
+                  "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                  "total_parameters": sum(p.numel() for p in model.parameters())},
+        timings=timer.seconds)
+
+
+@dataclass
+class VariantConfig:
+    """One row of Table 6: what the model reads and where its weights start.
+
+    Attributes:
+        modality: ``vision_language``, ``vision`` (the title is emptied) or ``language`` (no video).
+        pretrained: start from the pool pre-training (False: the same architecture from scratch).
+    """
+
+    modality: Modality = "vision_language"
+    pretrained: bool = True
+
+
+def _default_variants() -> dict[str, VariantConfig]:
+    return {"vision": VariantConfig("vision", False), "language": VariantConfig("language", False),
+            "vision_language": VariantConfig("vision_language", False),
+            "vision_language_pretrained": VariantConfig("vision_language", True)}
+
+
+def _default_models() -> dict[str, ClassificationConfig]:
+    return {"alpro": ClassificationConfig(init="checkpoints/pretrain_alpro/model"),
+            "mplug_video": ClassificationConfig()}
+
+
+@dataclass
+class FinetuneClassificationParams:
+    """``finetune_classification``: a DVC matrix, one fine-tuning run per (model, variant) cell, all else equal.
+
+    The cells give Table 6 (the modality ablation, per model) and, from their ``vision_language_pretrained``
+    cells, Table 4's classification rows: every (model, recipe) is trained once.
+
+    Attributes:
+        model: the cell a run trains: its model (the DVC matrix sets it; a key of `models`).
+        variant: the cell's variant (the DVC matrix sets it; a key of `variants`).
+        models: each model's fine-tuning run (its ``modality`` and ``pretrained`` come from the variant).
+        variants: Table 6's rows; remove one to drop it from the matrix, the summary and the report.
+    """
+
+    MATRIX: ClassVar[tuple[str, ...]] = ("model", "variant")
+
+    model: str = "mplug_video"
+    variant: str = "vision_language_pretrained"
+    models: dict[str, ClassificationConfig] = field(default_factory=_default_models)
+    variants: dict[str, VariantConfig] = field(default_factory=_default_variants)
+
+    def __post_init__(self) -> None:
+        for key, known in (("model", self.models), ("variant", self.variants)):
+            if getattr(self, key) not in known:
+                raise ValueError(f"{key} {getattr(self, key)!r} is not one of {', '.join(known)}")
+        kinds = get_args(get_type_hints(ClassificationConfig)["model"])
+        for name in self.models:
+            if name not in kinds:
+                raise ValueError(f"models.{name}: not a model this task trains ({', '.join(kinds)})")
+        self.models = {name: dataclasses.replace(config, model=name) for name, config in self.models.items()}
+
+    def cell(self) -> ClassificationConfig:
+        """The run of the cell (`model`, `variant`)."""
+        variant = self.variants[self.variant]
+        return dataclasses.replace(self.models[self.model], modality=variant.modality,
+                                   pretrained=variant.pretrained)

@@ -1,24 +1,26 @@
-"""Plumbing shared by the task modules: prepared splits → datasets, sharded prediction, launching.
+"""Plumbing shared by the task modules: prepared splits → datasets, sharded prediction, results, launching.
 
-A task module (``pretrain``, ``classification``, ``captioning``, ``retrieval``, ``text_lm``) exposes a config
-dataclass and ``run(config, paths)``. ``run`` works the same in one process and under ``torchrun``: the shared
-`Trainer` handles DDP, :func:`predict` shards evaluation over processes and gathers one row per item on rank 0,
-and rank 0 writes every result file. A stage notebook calls :func:`launch`, which runs the task in the kernel
-(``nproc=1``) or starts ``torchrun --nproc_per_node=N`` on this module's entry point and waits; either way the
-notebook then reads the result files, so it does not care how the task ran.
+A task module (``text_lm``, ``pretrain_video``, ``classification``, ``captioning``, ``retrieval``, ...) exposes
+a config dataclass and ``run(config, paths) -> TaskResult``. ``run`` works the same in one process and under
+``torchrun``: the shared `Trainer` handles DDP, :func:`predict` shards evaluation over processes and gathers one
+row per item on rank 0, and rank 0 writes every output file and returns the result (other ranks return None). A
+stage notebook calls :func:`launch` with the task's ``run`` function: it runs the task in the kernel
+(``nproc=1``) or starts ``torchrun --nproc_per_node=N`` on this module's entry point and reads rank 0's result
+back; either way the notebook gets the same `TaskResult` and logs its numbers in the stage's metrics file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 import numpy as np
 import pandas as pd
@@ -37,8 +39,20 @@ from vlstudy.metrics.bootstrap import metric_intervals
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.train.trainer import seed_all
 
-__all__ = ["VideoInputConfig", "TaskPaths", "load_split", "video_dataset", "predict", "launch", "write_json",
-           "zero_loss", "seeded_generator", "interval_summary"]
+__all__ = [
+    "PhaseTimer",
+    "TaskPaths",
+    "TaskResult",
+    "VideoInputConfig",
+    "interval_summary",
+    "launch",
+    "load_split",
+    "predict",
+    "seeded_generator",
+    "video_dataset",
+    "write_json",
+    "zero_loss",
+]
 
 
 @dataclass
@@ -73,6 +87,39 @@ class TaskPaths:
     cache: str = ".vlstudy/cache"
 
 
+@dataclass
+class TaskResult:
+    """What a task returns to the notebook that launched it (and what the notebook logs as metrics).
+
+    Attributes:
+        metrics: headline numbers, e.g. ``{"head": {"top1": {"estimate", "low", "high"}}}``.
+        protocol: how they were measured: split, number of videos and texts, frames and sampler, normalisation,
+            retrieval mode.
+        training: the run's bookkeeping: steps, final losses, samples/s, trainable parameters, skipped videos.
+        timings: wall seconds per phase (``decode``, ``train``, ``evaluate``, ``write``).
+    """
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class PhaseTimer:
+    """Wall time per phase of a task: ``with timer("train"): ...``; `seconds` sums repeated phases."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.perf_counter() - start, 3)
+
+
 def load_split(data_dir: str | Path, task: str, split: str) -> pd.DataFrame:
     """The prepared record table ``<data_dir>/<task>_<split>.parquet`` (``pretrain.parquet`` for the pool)."""
     name = "pretrain.parquet" if task == "pretrain" else f"{task}_{split}.parquet"
@@ -82,7 +129,7 @@ def load_split(data_dir: str | Path, task: str, split: str) -> pd.DataFrame:
     return read_table(path)
 
 
-def video_dataset(records: pd.DataFrame, encoder: VideoEncoderConfig, video: VideoInputConfig,
+def video_dataset(records: pd.DataFrame, encoder: VideoEncoderConfig, decode: VideoInputConfig,
                   mode: Literal["train", "eval"], seed: int, cache_dir: str | Path,
                   fields: tuple[str, ...] = ()) -> VideoDataset:
     """A `VideoDataset` over `records` with the model's frame count and size (`encoder`), reading from a frame
@@ -92,11 +139,11 @@ def video_dataset(records: pd.DataFrame, encoder: VideoEncoderConfig, video: Vid
     an evaluation set with a broken video is an error, not a smaller test set.
     """
     cache = None
-    if video.cache:
+    if decode.cache:
         config = FrameCacheConfig(num_frames=encoder.num_frames, mode=mode, size=encoder.image_size,
-                                  candidates=video.cache_candidates)
+                                  candidates=decode.cache_candidates)
         if is_main_process():
-            build_frame_cache(records, config, cache_dir, workers=video.decode_workers)
+            build_frame_cache(records, config, cache_dir, workers=decode.decode_workers)
         barrier()
         cache = build_frame_cache(records, config, cache_dir, workers=0, progress=False)
     return VideoDataset(records, num_frames=encoder.num_frames, mode=mode, image_size=encoder.image_size, seed=seed,
@@ -177,43 +224,48 @@ def write_json(path: str | Path, data: Any) -> None:
     io.write_json(path, data)
 
 
-def launch(task: str, config: Any, paths: TaskPaths) -> None:
-    """Run ``vlstudy.tasks.<task>.run(config, paths)`` here, or under torchrun on ``config.nproc`` processes.
+def launch(run: Callable[[Any, TaskPaths], TaskResult | None], config: Any, paths: TaskPaths) -> TaskResult:
+    """Run a task's ``run(config, paths)`` here, or under torchrun on ``config.nproc`` processes.
 
     The global generators are seeded with ``config.seed`` first, so the weights a task initialises are the same
     on every run, whatever ran before in the same kernel.
 
     Args:
-        task: the task module's name, e.g. ``"classification"``.
+        run: the task's entry point, e.g. ``vlstudy.tasks.classification.run``.
         config: its config dataclass; ``config.nproc`` processes (GPUs) on this node, 1 runs in this process.
         paths: where it reads and writes.
+
+    Returns:
+        The task's result (rank 0's, under torchrun).
 
     Raises:
         subprocess.CalledProcessError: when torchrun fails (its output is printed as it runs).
     """
-    module = importlib.import_module(f"vlstudy.tasks.{task}")
     Path(paths.out).mkdir(parents=True, exist_ok=True)
-    nproc = config.nproc
-    if nproc <= 1:
+    if config.nproc <= 1:
         seed_all(config.seed)
-        module.run(config, paths)
-        return
+        return run(config, paths)
     work = Path(paths.work)
-    work.mkdir(parents=True, exist_ok=True)
-    spec = work / "launch.json"
-    spec.write_text(json.dumps({"task": task, "config": to_dict(config), "paths": to_dict(paths)}, ensure_ascii=False))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+    spec, result_file = work / "launch.json", work / "result.json"
+    result_file.unlink(missing_ok=True)
+    io.write_json(spec, {"module": run.__module__, "function": run.__name__, "config": to_dict(config),
+                         "paths": to_dict(paths), "result": str(result_file)})
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={config.nproc}",
                "-m", "vlstudy.tasks.common", str(spec)]
     subprocess.run(command, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return from_dict(TaskResult, io.read_json(result_file), where=str(result_file))
 
 
 def _main(spec_path: str) -> None:
     """torchrun entry point: ``python -m vlstudy.tasks.common <launch.json>``."""
-    spec = json.loads(Path(spec_path).read_text())
-    module = importlib.import_module(f"vlstudy.tasks.{spec['task']}")
-    config = from_dict(module.CONFIG, spec["config"], where=spec_path)
+    spec = io.read_json(spec_path)
+    run = getattr(importlib.import_module(spec["module"]), spec["function"])
+    config_cls = get_type_hints(run)["config"]
+    config = from_dict(config_cls, spec["config"], where=spec_path)
     seed_all(config.seed)  # the same initial weights on every process (the trainer then reseeds per rank)
-    module.run(config, from_dict(TaskPaths, spec["paths"], where=spec_path))
+    result = run(config, from_dict(TaskPaths, spec["paths"], where=spec_path))
+    if is_main_process() and result is not None:
+        io.write_json(spec["result"], to_dict(result))
 
 
 if __name__ == "__main__":

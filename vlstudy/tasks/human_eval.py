@@ -23,12 +23,13 @@ import torch
 
 from vlstudy.data.transforms import TransformConfig, eval_transform
 from vlstudy.data.video import read_clip, sample_frame_indices
+from vlstudy.humaneval.analysis import HumanEvalConfig
 from vlstudy.humaneval.protocol import ProtocolConfig, VideoItem, generate_responses, sample_items, write_package
 from vlstudy.metrics.captioning import caption_metrics
 from vlstudy.tasks.classification import load_model
 from vlstudy.tasks.common import load_split
 
-__all__ = ["ResponderConfig", "PackageConfig", "build_package", "default_responders"]
+__all__ = ["PackageConfig", "ResponderConfig", "build_package", "default_responders"]
 
 
 @dataclass
@@ -116,3 +117,16 @@ def build_package(config: PackageConfig, data_dir: str | Path, package_dir: Path
             rows.append({"item_id": item.item_id, "model": model, "BLEU-4": table.loc[item.item_id, "BLEU-4"],
                          "CIDEr": table.loc[item.item_id, "CIDEr"]})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class HumanEvalParams:
+    """``human_eval``: the rating package answered by the kit's models, and the analysis of the ratings.
+
+    Attributes:
+        package: items, responders and decoding of the rating package (``data/human_eval``).
+        analysis: which ratings to analyse (none given: a SIMULATED panel, labelled so everywhere) and how.
+    """
+
+    package: PackageConfig = field(default_factory=PackageConfig)
+    analysis: HumanEvalConfig = field(default_factory=HumanEvalConfig)

@@ -7,8 +7,7 @@ text encoder uses the text-LM stage's character tokenizer. The hard negatives ar
 the batch's item indices, so resumed and distributed runs draw the same ones. Held-out pool videos give a
 validation video↔title retrieval score.
 
-Outputs in ``paths.out``: ``model/`` (``save_pretrained``, with the tokenizer), ``train_log.jsonl`` and
-``result.json``.
+Outputs in ``paths.out``: ``model/`` (``save_pretrained``, with the tokenizer) and ``train_log.jsonl``.
 """
 
 from __future__ import annotations
@@ -25,19 +24,20 @@ from vlstudy.distributed import is_main_process
 from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.models.alpro import ALPRO, ALPROConfig
 from vlstudy.tasks.common import (
+    PhaseTimer,
     TaskPaths,
+    TaskResult,
     VideoInputConfig,
     load_split,
     predict,
     seeded_generator,
     video_dataset,
-    write_json,
     zero_loss,
 )
 from vlstudy.tasks.pretrain_video import split_pool
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["PretrainALPROConfig", "CONFIG", "run", "alpro_features"]
+__all__ = ["CONFIG", "PretrainALPROConfig", "alpro_features", "run"]
 
 
 @dataclass
@@ -45,7 +45,7 @@ class PretrainALPROConfig:
     """Attributes:
         model: ALPRO's size.
         tokenizer_path: folder of the character tokenizer (the text-LM stage's output).
-        video: frame caching.
+        decode: frame decoding and caching.
         train: optimisation.
         val_videos: pool videos held out for validation retrieval.
         eval_batch_size: items per batch at evaluation.
@@ -56,7 +56,7 @@ class PretrainALPROConfig:
 
     model: ALPROConfig = field(default_factory=ALPROConfig)
     tokenizer_path: str = "checkpoints/text_lm"
-    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    decode: VideoInputConfig = field(default_factory=VideoInputConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=100, epochs=5))
     val_videos: int = 200
     eval_batch_size: int = 32
@@ -81,13 +81,16 @@ def alpro_features(model: ALPRO, dataset, batch_size: int, texts_key: str):
     return np.stack(table["video_feat"]), np.stack(table["text_feat"])
 
 
-def run(config: PretrainALPROConfig, paths: TaskPaths) -> None:
+def run(config: PretrainALPROConfig, paths: TaskPaths) -> TaskResult | None:
+    timer = PhaseTimer()
     train_records, val_records = split_pool(load_split(paths.data, "pretrain", "pool"), config.val_videos,
                                             config.seed)
     model = ALPRO(config.model, AutoTokenizer.from_pretrained(config.tokenizer_path))
     encoder = config.model.video
-    train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache, ("title",))
-    val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache, ("title",))
+    with timer("decode"):
+        train_set = video_dataset(train_records, encoder, config.decode, "train", config.seed, paths.cache,
+                                  ("title",))
+        val_set = video_dataset(val_records, encoder, config.decode, "eval", config.seed, paths.cache, ("title",))
 
     def loss_fn(m, batch):
         if batch["video"] is None:
@@ -103,16 +106,20 @@ def run(config: PretrainALPROConfig, paths: TaskPaths) -> None:
         result = retrieval_metrics(texts @ videos.T, np.arange(len(videos)))
         return {k: result.summary[k] for k in ("t2v_R@1", "t2v_R@5", "v2t_R@1", "v2t_R@5")}
 
-    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn, Path(paths.work),
-                      eval_fn=eval_fn).fit()
+    with timer("train"):
+        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn, Path(paths.work),
+                          eval_fn=eval_fn).fit()
     if not is_main_process():
-        return
+        return None
     out = Path(paths.out)
-    model.save_pretrained(out / "model")
-    shutil.copy(summary.log_path, out / "train_log.jsonl")
-    write_json(out / "result.json", {
-        **{f"val_{k}": v for k, v in summary.metrics.items()}, **summary.losses,
-        "parameters": sum(p.numel() for p in model.parameters()), "steps": summary.final_step,
-        "seconds": summary.seconds, "samples_per_s": summary.samples_per_s,
-        "skipped_videos": summary.skipped_videos, "train_videos": len(train_records),
-    })
+    with timer("write"):
+        model.save_pretrained(out / "model")
+        shutil.copy(summary.log_path, out / "train_log.jsonl")
+    return TaskResult(
+        metrics={f"val_{k}": v for k, v in summary.metrics.items()},
+        protocol={"split": "held-out pool videos (video-title retrieval)", "val_videos": len(val_records),
+                  "train_videos": len(train_records), "frames": encoder.num_frames, "retrieval": "contrastive"},
+        training={**summary.losses, "parameters": sum(p.numel() for p in model.parameters()),
+                  "steps": summary.final_step, "samples_per_s": summary.samples_per_s,
+                  "skipped_videos": summary.skipped_videos},
+        timings=timer.seconds)

@@ -7,7 +7,7 @@ encoder, the abstractor and the heads train. A held-out slice of the pool gives 
 greedy generations show what the model says about unseen videos.
 
 Outputs in ``paths.out``: ``model/`` (``save_pretrained``: trainable weights + config pointing at the LM),
-``train_log.jsonl``, ``examples.csv`` (video, reference title, generated title) and ``result.json``.
+``train_log.jsonl`` and ``examples.csv`` (video, reference title, generated title).
 """
 
 from __future__ import annotations
@@ -21,20 +21,30 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from vlstudy import io
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import all_reduce_sum, is_main_process
 from vlstudy.models.mplug_video import IGNORE_INDEX, MPLUGVideo, MPLUGVideoConfig
-from vlstudy.tasks.common import TaskPaths, VideoInputConfig, load_split, predict, video_dataset, write_json, zero_loss
+from vlstudy.tasks.common import (
+    PhaseTimer,
+    TaskPaths,
+    TaskResult,
+    VideoInputConfig,
+    load_split,
+    predict,
+    video_dataset,
+    zero_loss,
+)
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["PretrainVideoConfig", "CONFIG", "run", "sequence_nll"]
+__all__ = ["CONFIG", "PretrainVideoConfig", "run", "sequence_nll"]
 
 
 @dataclass
 class PretrainVideoConfig:
     """Attributes:
         model: mPLUG-video (``lm_path``: the frozen LM, by default the text-LM stage's output).
-        video: frame caching.
+        decode: frame decoding and caching.
         train: optimisation.
         contrastive_weight: weight of a video-title contrastive loss added to the LM loss (the official
             ``use_contrastive`` option; 0 = off, the official pre-training default).
@@ -47,7 +57,7 @@ class PretrainVideoConfig:
     """
 
     model: MPLUGVideoConfig = field(default_factory=lambda: MPLUGVideoConfig(lm_path="checkpoints/text_lm"))
-    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    decode: VideoInputConfig = field(default_factory=VideoInputConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=100, epochs=5))
     contrastive_weight: float = 0.0
     val_videos: int = 200
@@ -113,13 +123,16 @@ def validation_loss(model: MPLUGVideo, dataset, batch_size: int, texts_key: str)
     return float(totals[0] / totals[1])
 
 
-def run(config: PretrainVideoConfig, paths: TaskPaths) -> None:
+def run(config: PretrainVideoConfig, paths: TaskPaths) -> TaskResult | None:
+    timer = PhaseTimer()
     train_records, val_records = split_pool(load_split(paths.data, "pretrain", "pool"), config.val_videos,
                                             config.seed)
     model = MPLUGVideo(config.model)
     encoder = config.model.video
-    train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache, ("title",))
-    val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache, ("title",))
+    with timer("decode"):
+        train_set = video_dataset(train_records, encoder, config.decode, "train", config.seed, paths.cache,
+                                  ("title",))
+        val_set = video_dataset(val_records, encoder, config.decode, "eval", config.seed, paths.cache, ("title",))
 
     def eval_fn(m, step):
         return {"val_loss": validation_loss(m, val_set, config.eval_batch_size, "title")}
@@ -134,24 +147,32 @@ def run(config: PretrainVideoConfig, paths: TaskPaths) -> None:
         return {"loss": lm_loss + config.contrastive_weight * contrastive, "lm_loss": lm_loss,
                 "contrastive_loss": contrastive}
 
-    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn, Path(paths.work),
-                      eval_fn=eval_fn).fit()
+    with timer("train"):
+        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn, Path(paths.work),
+                          eval_fn=eval_fn).fit()
 
-    examples = val_records.head(config.examples)
-    example_set = video_dataset(examples, encoder, config.video, "eval", config.seed, paths.cache, ("title",))
-    generated = predict(model, example_set, config.examples,
-                        lambda m, b: {"generated": m.generate(b["video"], [""] * len(b["title"]))}, desc="examples")
+    with timer("evaluate"):
+        examples = val_records.head(config.examples)
+        example_set = video_dataset(examples, encoder, config.decode, "eval", config.seed, paths.cache, ("title",))
+        generated = predict(model, example_set, config.examples,
+                            lambda m, b: {"generated": m.generate(b["video"], [""] * len(b["title"]))},
+                            desc="examples")
     if not is_main_process():
-        return
+        return None
     out = Path(paths.out)
-    model.save_pretrained(out / "model")
-    shutil.copy(summary.log_path, out / "train_log.jsonl")
-    generated.assign(title=examples["title"].values)[["video_id", "title", "generated"]].to_csv(
-        out / "examples.csv", index=False)
-    write_json(out / "result.json", {
-        "val_loss": summary.metrics["val_loss"], "train_loss": summary.losses["loss"],
-        "trainable_parameters": model.num_trainable, "total_parameters": model.num_total,
-        "trainable_ratio": model.trainable_ratio, "steps": summary.final_step, "seconds": summary.seconds,
-        "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos,
-        "train_videos": len(train_records), "val_videos": len(val_records),
-    })
+    with timer("write"):
+        model.save_pretrained(out / "model")
+        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        io.write_table(out / "examples.csv", generated.assign(title=examples["title"].values)[
+            ["video_id", "title", "generated"]])
+    return TaskResult(
+        metrics={"val_loss": summary.metrics["val_loss"]},
+        protocol={"split": "held-out pool videos", "val_videos": len(val_records), "train_videos": len(train_records),
+                  "frames": encoder.num_frames, "sampler": "rand (train), middle (eval)",
+                  "objective": "title generation (LM loss on answer + EOS)"
+                               + (f" + {config.contrastive_weight} x contrastive" if config.contrastive_weight else "")},
+        training={"train_loss": summary.losses["loss"], "trainable_parameters": model.num_trainable,
+                  "total_parameters": model.num_total, "trainable_ratio": model.trainable_ratio,
+                  "steps": summary.final_step, "samples_per_s": summary.samples_per_s,
+                  "skipped_videos": summary.skipped_videos},
+        timings=timer.seconds)

@@ -18,7 +18,7 @@ Metrics: text→video and video→text R@1/5/10, median and mean rank (1-based),
 allowed, with 95% bootstrap intervals over videos.
 
 Outputs in ``paths.out``: ``similarity_<scores>.npy`` (texts x videos), ``texts.csv``, ``per_item_<scores>.csv``,
-``train_log.jsonl`` and ``result.json``.
+and ``train_log.jsonl``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vlstudy import io
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.retrieval import retrieval_metrics
@@ -40,19 +41,20 @@ from vlstudy.models.mplug_video import MPLUGVideo
 from vlstudy.tasks.captioning import first_captions, with_captions
 from vlstudy.tasks.classification import load_model
 from vlstudy.tasks.common import (
+    PhaseTimer,
     TaskPaths,
+    TaskResult,
     VideoInputConfig,
     interval_summary,
     load_split,
     predict,
     seeded_generator,
     video_dataset,
-    write_json,
     zero_loss,
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["RetrievalConfig", "CONFIG", "run", "Method"]
+__all__ = ["CONFIG", "Method", "RetrievalConfig", "run"]
 
 Method = Literal["mplug_contrastive", "mplug_matching", "alpro"]
 
@@ -64,7 +66,7 @@ class RetrievalConfig:
         init: the pre-trained model folder (mPLUG-video for the mplug methods, ALPRO for alpro).
         pretrained: load its weights (False: the same architecture from scratch).
         num_frames: frames per clip (official: 4; the paper's text says 8).
-        video: frame caching.
+        decode: frame decoding and caching.
         train: optimisation (official: lr 1e-4).
         rerank_k: candidates per query that ALPRO's matching head re-ranks.
         eval_batch_size: videos per batch at evaluation.
@@ -78,7 +80,7 @@ class RetrievalConfig:
     init: str = "checkpoints/pretrain_video/model"
     pretrained: bool = True
     num_frames: int = 4
-    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    decode: VideoInputConfig = field(default_factory=VideoInputConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=50, epochs=10))
     rerank_k: int = 16
     eval_batch_size: int = 16
@@ -198,34 +200,55 @@ def rerank(model: ALPRO, dataset, texts: list[str], similarity: np.ndarray, conf
     return out
 
 
-def run(config: RetrievalConfig, paths: TaskPaths) -> None:
+def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
+    timer = PhaseTimer()
     kind = "alpro" if config.method == "alpro" else "mplug_video"
     model = load_model(kind, config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "retrieval", "train"), "retrieval train")
-    train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache,
-                              ("captions",))
-    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
-
     val_records = load_split(paths.data, "retrieval", "val")
-    val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache)
+    with timer("decode"):
+        train_set = video_dataset(train_records, encoder, config.decode, "train", config.seed, paths.cache,
+                                  ("captions",))
+        val_set = video_dataset(val_records, encoder, config.decode, "eval", config.seed, paths.cache)
+    with timer("train"):
+        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
     texts = _texts(val_records)
-    matrices = score_matrices(model, config, val_set, texts["text"].tolist())
+    with timer("evaluate"):
+        matrices = score_matrices(model, config, val_set, texts["text"].tolist())
     if not is_main_process():
-        return
+        return None
 
     out = Path(paths.out)
-    texts.to_csv(out / "texts.csv", index=False)
     results = {}
-    for name, similarity in matrices.items():
-        metrics = retrieval_metrics(similarity, texts["video"].to_numpy(),
-                                    video_ids=val_records["video_id"].tolist())
-        results[name] = interval_summary(metrics, config.seed, config.n_boot)
-        np.save(out / f"similarity_{name}.npy", similarity.astype(np.float32))
-        metrics.per_item.to_csv(out / f"per_item_{name}.csv", index=False)
-    shutil.copy(summary.log_path, out / "train_log.jsonl")
-    write_json(out / "result.json", {
-        "method": config.method, "pretrained": config.pretrained, "metrics": results,
-        "steps": summary.final_step, "seconds": summary.seconds, "train_loss": summary.losses.get("loss"),
-        "skipped_videos": summary.skipped_videos, "videos": len(val_records), "texts": len(texts),
-    })
+    with timer("write"):
+        io.write_table(out / "texts.csv", texts)
+        for name, similarity in matrices.items():
+            metrics = retrieval_metrics(similarity, texts["video"].to_numpy(),
+                                        video_ids=val_records["video_id"].tolist())
+            results[name] = interval_summary(metrics, config.seed, config.n_boot)
+            with io.atomic_path(out / f"similarity_{name}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, similarity.astype(np.float32))
+            io.write_table(out / f"per_item_{name}.csv", metrics.per_item)
+        shutil.copy(summary.log_path, out / "train_log.jsonl")
+    modes = {"contrastive": "dual encoder, every pair", "rerank": f"contrastive top-{config.rerank_k} re-ranked by "
+             "the matching head", "generative": "是/否 log-odds, every pair", "head": "matching head, every pair"}
+    return TaskResult(
+        metrics=results,
+        protocol={"split": "val", "videos": len(val_records), "texts": len(texts), "frames": config.num_frames,
+                  "sampler": "middle", "method": config.method, "pretrained": config.pretrained,
+                  "modes": {name: modes[name] for name in matrices},
+                  "interval": f"95% bootstrap over videos ({config.n_boot})"},
+        training={"steps": summary.final_step, "train_loss": summary.losses.get("loss"),
+                  "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos},
+        timings=timer.seconds)
+
+
+@dataclass
+class FinetuneRetrievalParams:
+    """``finetune_retrieval``: the three ways of scoring pairs (see `vlstudy.tasks.retrieval`)."""
+
+    mplug_contrastive: RetrievalConfig = field(default_factory=RetrievalConfig)
+    mplug_matching: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(method="mplug_matching"))
+    alpro: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(
+        method="alpro", init="checkpoints/pretrain_alpro/model"))

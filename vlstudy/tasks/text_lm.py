@@ -6,8 +6,8 @@ which describes no video of the dataset). The tokenizer is character-level and a
 protocol scores (prompts, 是/否, the 45 class names). The result is saved with ``save_pretrained`` and is what
 ``lm_path`` of the video stages points at; for real data, point ``lm_path`` at a real checkpoint instead.
 
-Outputs in ``paths.out``: the LM and tokenizer (``config.json``, ``model.safetensors``, tokenizer files),
-``train_log.jsonl`` and ``result.json`` (validation loss and perplexity, vocabulary, parameter count).
+Outputs in ``paths.out``: the LM and tokenizer (``config.json``, ``model.safetensors``, tokenizer files) and
+``train_log.jsonl``; the returned result holds the validation loss and perplexity, vocabulary and parameter count.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from torch.utils.data import default_collate
 from vlstudy.data.prompts import PROTOCOL_TEXTS
 from vlstudy.distributed import is_main_process
 from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
-from vlstudy.tasks.common import TaskPaths, load_split, write_json
+from vlstudy.tasks.common import PhaseTimer, TaskPaths, TaskResult, load_split
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["TextLMTaskConfig", "CONFIG", "run", "corpus"]
+__all__ = ["CONFIG", "TextLMTaskConfig", "corpus", "run"]
 
 
 @dataclass
@@ -82,13 +82,24 @@ def corpus(config: TextLMTaskConfig, data_dir: str | Path) -> list[list[str]]:
     return documents
 
 
-def run(config: TextLMTaskConfig, paths: TaskPaths) -> None:
-    documents = corpus(config, paths.data)
+def split_documents(config: TextLMTaskConfig, documents: list[list[str]]) -> tuple[list[str], list[str]]:
+    """(train texts, held-out texts): whole documents held out, drawn with the seed; each keeps its order."""
     order = np.random.default_rng(config.seed).permutation(len(documents))
     n_val = max(1, int(len(documents) * config.val_fraction))
-    val_texts = [text for i in order[:n_val] for text in documents[i]]
-    train_texts = [text for i in order[n_val:] for text in documents[i]]
+    return ([text for i in order[n_val:] for text in documents[i]],
+            [text for i in order[:n_val] for text in documents[i]])
 
+
+def first_block(config: TextLMTaskConfig, documents: list[list[str]]):
+    """(tokenizer, the first packed training block): what the LM sees in one row of a batch."""
+    train_texts, _ = split_documents(config, documents)
+    tokenizer = train_char_tokenizer(train_texts, max_vocab=config.max_vocab, always_include=PROTOCOL_TEXTS)
+    return tokenizer, PackedTextDataset(train_texts, tokenizer, config.block_size)[0]["input_ids"]
+
+
+def run(config: TextLMTaskConfig, paths: TaskPaths) -> TaskResult | None:
+    timer = PhaseTimer()
+    train_texts, val_texts = split_documents(config, corpus(config, paths.data))
     tokenizer = train_char_tokenizer(train_texts, max_vocab=config.max_vocab, always_include=PROTOCOL_TEXTS)
     model = build_text_lm(config.model, tokenizer)
     train_set = PackedTextDataset(train_texts, tokenizer, config.block_size)
@@ -104,17 +115,21 @@ def run(config: TextLMTaskConfig, paths: TaskPaths) -> None:
         loss = float(torch.stack(losses).mean())
         return {"val_loss": loss, "val_perplexity": math.exp(loss)}
 
-    work = Path(paths.work)
-    summary = Trainer(model, config.train, train_set, default_collate, loss_fn, work, eval_fn=eval_fn).fit()
+    with timer("train"):
+        summary = Trainer(model, config.train, train_set, default_collate, loss_fn, Path(paths.work),
+                          eval_fn=eval_fn).fit()
+    if not is_main_process():
+        return None
     out = Path(paths.out)
-    if is_main_process():
+    with timer("write"):
         model.eval()
         save_text_lm(model, tokenizer, out)
         shutil.copy(summary.log_path, out / "train_log.jsonl")
-        write_json(out / "result.json", {
-            "val_loss": summary.metrics["val_loss"], "val_perplexity": summary.metrics["val_perplexity"],
-            "train_loss": summary.losses["loss"], "vocab_size": len(tokenizer),
-            "parameters": sum(p.numel() for p in model.parameters()), "train_texts": len(train_texts),
-            "val_texts": len(val_texts), "train_blocks": len(train_set), "steps": summary.final_step,
-            "seconds": summary.seconds,
-        })
+    return TaskResult(
+        metrics={"val_loss": summary.metrics["val_loss"], "val_perplexity": summary.metrics["val_perplexity"]},
+        protocol={"val_fraction": config.val_fraction, "block_size": config.block_size,
+                  "train_texts": len(train_texts), "val_texts": len(val_texts), "tokenizer": "characters"},
+        training={"train_loss": summary.losses["loss"], "vocab_size": len(tokenizer),
+                  "parameters": sum(p.numel() for p in model.parameters()), "train_blocks": len(train_set),
+                  "steps": summary.final_step, "samples_per_s": summary.samples_per_s},
+        timings=timer.seconds)

@@ -1,0 +1,1 @@
+"""The training layer: the one trainer every task uses, its optimiser and schedule, checkpoints and logs."""

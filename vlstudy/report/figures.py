@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["plot_per_class_accuracy", "plot_confusion", "plot_intervals", "plot_caption_examples"]
+__all__ = ["plot_caption_examples", "plot_confusion", "plot_intervals", "plot_per_class_accuracy"]
 
 
 def plot_per_class_accuracy(table: pd.DataFrame, title: str) -> Figure:

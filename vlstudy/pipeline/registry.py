@@ -1,0 +1,38 @@
+"""The study's stages and the params dataclass of each, by name.
+
+One explicit table of dotted names, imported lazily (no registration by import side effects): ``vlstudy run
+<stage>`` checks the stage's ``params.yaml`` section against its dataclass before a kernel starts, importing only
+that stage's module. A stage notebook imports its dataclass directly, so this table is not in any stage's import
+closure (adding a stage does not make DVC rerun the others); a test checks that the two name the same class.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from vlstudy.config import ParamError
+
+__all__ = ["STAGES", "params_class"]
+
+STAGES: dict[str, str] = {
+    "mini_youku": "vlstudy.data.mini_youku.generate:MiniYoukuConfig",
+    "data": "vlstudy.data.prepare:PrepareConfig",
+    "dataset_statistics": "vlstudy.data.stats:StatisticsParams",
+    "pretrain_text_lm": "vlstudy.tasks.text_lm:TextLMTaskConfig",
+    "pretrain_video": "vlstudy.tasks.pretrain_video:PretrainVideoConfig",
+    "pretrain_alpro": "vlstudy.tasks.pretrain_alpro:PretrainALPROConfig",
+    "finetune_classification": "vlstudy.tasks.classification:FinetuneClassificationParams",
+    "finetune_captioning": "vlstudy.tasks.captioning:CaptioningConfig",
+    "finetune_retrieval": "vlstudy.tasks.retrieval:FinetuneRetrievalParams",
+    "modality_summary": "vlstudy.report.ablation:ModalitySummaryParams",
+    "human_eval": "vlstudy.tasks.human_eval:HumanEvalParams",
+    "report": "vlstudy.report.index:ReportParams",
+}
+
+
+def params_class(stage: str, where: str = "params.yaml") -> type:
+    """The params dataclass of `stage` (imports its module)."""
+    if stage not in STAGES:
+        raise ParamError(f"{where}: no stage {stage!r} (stages: {', '.join(STAGES)})")
+    module, _, name = STAGES[stage].partition(":")
+    return getattr(importlib.import_module(module), name)

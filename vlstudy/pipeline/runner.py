@@ -1,0 +1,180 @@
+"""The stage runner: ``vlstudy run <stage>``, the whole command of a ``dvc.yaml`` stage.
+
+It
+
+1. reads the stage's section of ``params.yaml``, fills in the shared ``recipe`` and checks the result against
+   the stage's params dataclass (`vlstudy.pipeline.registry`), so a wrong type or an unknown key fails before any
+   kernel starts, with a message naming the file and the key (exit code 2);
+2. executes ``notebooks/NN_<stage>.ipynb`` with Papermill, passing the section as parameters, in the project
+   root, with the stage's outputs staged in ``.vlstudy/staging/<stage id>`` (`vlstudy.pipeline.stage`);
+3. renders the executed notebook to HTML that opens offline, with the Chinese font embedded;
+4. moves every output into place only after all of this succeeded, and prints one line with the stage's
+   headline figure.
+
+A notebook that raises leaves nothing in place: its executed copy goes to ``reports/failed/<stage id>.ipynb``
+(not a DVC output) and the exit code is 1. Ctrl-C is handled the same way (exit code 130).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from vlstudy import io
+from vlstudy.config import RECIPE_SECTION, ParamError, read_params, resolve_section
+from vlstudy.pipeline.registry import params_class
+from vlstudy.pipeline.stage import (PARAMS_FILE, STAGE_ID_ENV, STAGING_DIR, STAGING_ENV, WORK_DIR, commit_staged,
+                                    find_root, run_record, stage_id)
+
+__all__ = ["KERNEL_NAME", "load_section", "notebook_path", "parse_overrides", "run_stage", "validate_section"]
+
+KERNEL_NAME = "vlstudy"
+
+
+def notebook_path(root: Path, stage: str) -> Path:
+    """``notebooks/NN_<stage>.ipynb``: exactly one notebook must carry the stage name as its stem."""
+    hits = sorted((root / "notebooks").glob(f"[0-9][0-9]_{stage}.ipynb"))
+    if len(hits) != 1:
+        raise FileNotFoundError(
+            f"stage {stage!r}: expected one notebook notebooks/NN_{stage}.ipynb, found {[h.name for h in hits]}")
+    return hits[0]
+
+
+def load_section(root: Path, stage: str, params_file: str = PARAMS_FILE) -> dict:
+    """The ``stage`` section of the params file as a dict (an error names the file when it is missing)."""
+    params = read_params(root, params_file)
+    if stage not in params:
+        raise ParamError(f"{params_file}: no section {stage!r} (sections: {', '.join(params)})")
+    section = params[stage]
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ParamError(f"{params_file}: {stage}: expected a mapping, got {section!r}")
+    return section
+
+
+def validate_section(stage: str, section: dict, recipe: dict | None = None, params_file: str = PARAMS_FILE):
+    """The stage's params dataclass filled from `section` and the recipe; raises ParamError naming file and key."""
+    return resolve_section(params_class(stage, params_file), section, recipe, where=f"{params_file}: {stage}")
+
+
+def parse_overrides(pairs: list[str], where: str) -> dict:
+    """``key=value`` strings (values parsed as YAML scalars) from a DVC matrix cell."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ParamError(f"{where}: override {pair!r} is not key=value")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
+def _offline_html(executed: Path, html_path: Path) -> None:
+    """Executed notebook → self-contained HTML: figures inlined as PNG, no CDN scripts, the CJK font embedded."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from vlstudy.report.fonts import embed_cjk_font
+
+    nb = nbformat.read(executed, as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.mathjax_url = ""  # no MathJax from a CDN: the page must open offline (stage notebooks use no LaTeX)
+    body, _ = exporter.from_notebook_node(nb)
+    body = re.sub(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>', "", body)  # offline they only stall
+    io.write_text(html_path, embed_cjk_font(body))
+
+
+def _fail(root: Path, staging: Path, executed: Path, sid: str, message: str) -> None:
+    failed = root / "reports" / "failed" / f"{sid}.ipynb"
+    if executed.exists():
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(executed, failed)
+    print(f"vlstudy: stage {sid} {message}\nvlstudy: the executed notebook is kept in "
+          f"{failed.relative_to(root)}; no output was changed", file=sys.stderr)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def run_stage(stage: str, overrides: dict | None = None, root: Path | None = None, kernel: str = KERNEL_NAME,
+              verbose: bool = False) -> int:
+    """Execute the stage's notebook with its params section; returns a process exit code.
+
+    Args:
+        stage: the stage name.
+        overrides: a matrix cell's keys (``--set model=alpro``); each must be a key of the section.
+        root: the project (or profile workspace) root; default: found from the working directory.
+        kernel: the Jupyter kernel.
+        verbose: stream the notebook's output to the console (default: one line per stage).
+
+    Exit codes: 0 success; 1 the notebook raised; 2 bad parameters (nothing was run); 130 interrupted.
+    """
+    import papermill as pm
+
+    root = Path(root or find_root()).resolve()
+    overrides = overrides or {}
+    sid = stage_id(stage, overrides)
+    try:
+        notebook = notebook_path(root, stage)
+        section = load_section(root, stage)
+        unknown = [k for k in overrides if k not in section]
+        if unknown:
+            raise ParamError(f"{PARAMS_FILE}: {stage}.{unknown[0]}: matrix key is not in the section")
+        section = {**section, **overrides}
+        validate_section(stage, section, read_params(root).get(RECIPE_SECTION, {}))
+    except (ParamError, FileNotFoundError) as e:
+        print(f"vlstudy: stage {sid} not run: {e}", file=sys.stderr)
+        return 2
+
+    staging = root / STAGING_DIR / sid
+    shutil.rmtree(staging, ignore_errors=True)
+    executed = staging / "reports" / "executed" / f"{sid}.ipynb"
+    executed.parent.mkdir(parents=True)
+    env_before = {k: os.environ.get(k) for k in (STAGING_ENV, STAGE_ID_ENV)}
+    os.environ[STAGING_ENV], os.environ[STAGE_ID_ENV] = str(staging), sid
+    t0 = time.time()
+    print(f"vlstudy: stage {sid} ...", file=sys.stderr, flush=True)
+    logging.getLogger("papermill").setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        pm.execute_notebook(str(notebook), str(executed), parameters=section, kernel_name=kernel, cwd=str(root),
+                            progress_bar=False, log_output=verbose, stdout_file=sys.stdout if verbose else None,
+                            stderr_file=sys.stderr if verbose else None,
+                            # the kernel's own start-up notices (e.g. "running over TCP without encryption" on
+                            # this local, single-user connection) are not the stage's business
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except pm.PapermillExecutionError as e:
+        _fail(root, staging, executed, sid, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
+        return 1
+    except KeyboardInterrupt:
+        _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
+        return 130
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    manifest = staging / ".outputs.json"
+    outputs = json.loads(manifest.read_text()) if manifest.exists() else []
+    records = [str(run_record(sid, gatherer)) for gatherer in (False, True)]
+    run_rel = next((r for r in records if r in outputs), None)
+    if run_rel is None:
+        _fail(root, staging, executed, sid, f"did not call stage.finish() (no {records[0]})")
+        return 1
+    html_rel = f"reports/html/{sid}.html"
+    _offline_html(executed, staging / html_rel)
+    commit_staged(staging, root, [f"reports/executed/{sid}.ipynb", html_rel, *outputs])
+    shutil.rmtree(staging, ignore_errors=True)
+    for work in (root / WORK_DIR).glob(f"{sid}-*"):  # the run is complete: its resumable work is not needed
+        shutil.rmtree(work, ignore_errors=True)
+    run = json.loads((root / run_rel).read_text(encoding="utf-8"))
+    headline = f": {run['headline']}" if run.get("headline") else ""
+    print(f"vlstudy: stage {sid} done in {time.time() - t0:.0f} s{headline}", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,148 @@
+"""Look inside a model before training it: one batch through the model, step by step, with every shape.
+
+Each training notebook calls one of these before its run, so a student sees what the model does to a batch:
+the video tokens, the abstractor's queries, the LM prefix, the answer-only label mask, the contrastive similarity
+matrix and the hard negatives drawn from it. The functions return small tables (pandas) and change nothing: the
+model is put in eval mode for the call and restored, and gradients are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from vlstudy.data.classes import CLASS_NAMES
+from vlstudy.data.datasets import VideoDataset, collate_videos
+from vlstudy.data.prompts import classification_prompt
+from vlstudy.models.losses import sample_hard_negatives
+from vlstudy.models.mplug_video import IGNORE_INDEX
+from vlstudy.tasks.classification import ClassificationConfig, model_inputs, score_fn
+
+__all__ = [
+    "first_batch",
+    "label_mask",
+    "look_inside_alpro",
+    "look_inside_classification",
+    "look_inside_mplug_video",
+    "look_inside_text_lm",
+]
+
+
+def first_batch(dataset: VideoDataset, size: int = 4) -> dict:
+    """The first `size` items of `dataset` collated into one batch."""
+    return collate_videos([dataset[i] for i in range(min(size, len(dataset)))])
+
+
+@contextlib.contextmanager
+def _inspecting(model: torch.nn.Module):
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(n) for n in t.shape) + ")"
+
+
+def look_inside_mplug_video(model, video: torch.Tensor, prompts: Sequence[str],
+                            answers: Sequence[str] | None) -> pd.DataFrame:
+    """The path of one batch through mPLUG-video: pixels → video tokens → abstractor queries → LM prefix → logits.
+
+    Args:
+        model: an mPLUG-video model.
+        video: (B, T, C, H, W) clips.
+        prompts: B prompts ("" for title generation and captioning).
+        answers: B answers (the texts the LM loss is taken on), or None.
+
+    Returns:
+        One row per step: ``step``, ``tensor`` (its shape with the axis letters of the model files) and ``note``.
+    """
+    rows = []
+    with _inspecting(model):
+        tokens = model.video_encoder(video)  # (B, 1 + N*T, D)
+        prefix = model.visual_prefix(video, batch_size=video.shape[0])  # (B, Q, D_lm)
+        batch = model.tokenize(list(prompts), list(answers) if answers is not None else None)
+        out = model(video, batch.input_ids, batch.attention_mask, batch.labels if answers is not None else None)
+    b, t = video.shape[:2]
+    n = (tokens.shape[1] - 1) // t
+    rows.append(("video clips", _shape(video), "B clips of T frames, C×H×W pixels (CLIP-normalised)"))
+    rows.append(("TimeSformer tokens", _shape(tokens), f"CLS + N·T = 1 + {n}·{t} patch tokens per clip, width D"))
+    rows.append(("abstractor queries → LM prefix", _shape(prefix),
+                 f"Q = {prefix.shape[1]} learned queries summarise the {tokens.shape[1]} tokens, projected to the "
+                 f"LM width"))
+    rows.append(("text tokens", _shape(batch.input_ids), "[BOS] prompt answer [EOS], right-padded"))
+    rows.append(("LM input", f"({b}, {prefix.shape[1] + batch.input_ids.shape[1]}, {prefix.shape[2]})",
+                 "prefix embeddings first, then the token embeddings: the frozen LM reads the video as words"))
+    rows.append(("token logits", _shape(out.token_logits), "row i predicts token i from the prefix and tokens < i"))
+    if out.loss is not None:
+        rows.append(("LM loss", f"{float(out.loss):.3f}", "token mean over the answer and EOS only"))
+    return pd.DataFrame(rows, columns=["step", "tensor", "note"])
+
+
+def label_mask(model, prompt: str, answer: str) -> pd.DataFrame:
+    """Which tokens of one ``[BOS] prompt answer [EOS]`` sequence carry the LM loss (the answer and EOS only)."""
+    batch = model.tokenize([prompt], [answer])
+    ids, labels = batch.input_ids[0].tolist(), batch.labels[0].tolist()
+    tokens = model.tokenizer.convert_ids_to_tokens(ids)
+    return pd.DataFrame({"token": tokens, "id": ids,
+                         "loss on it": ["yes" if label != IGNORE_INDEX else "" for label in labels]}).T
+
+
+def look_inside_alpro(model, video: torch.Tensor, texts: Sequence[str],
+                      generator: torch.Generator | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The path of one batch through the ALPRO-style model, and the hard negatives VTM would train on.
+
+    Returns:
+        (steps, negatives): one row per step with its shape; one row per pair with the text's hard-negative video
+        and the video's hard-negative text, drawn from the softmax of the similarities (positive masked).
+    """
+    generator = generator or torch.Generator().manual_seed(0)
+    with _inspecting(model):
+        ids, mask = model.tokenize(list(texts))
+        video_embeds = model.encode_video(video)  # (B, 1 + N, D)
+        text_embeds = model.encode_text(ids, mask)  # (B, L, D)
+        video_feat, text_feat = model.features(video, ids, mask)  # (B, E) each
+        similarity = video_feat @ text_feat.T / model.temp  # (B, B)
+        fused = model.fuse(text_embeds, mask, video_embeds)  # (B, L, D)
+        negative_video = sample_hard_negatives(similarity.T, generator)
+        negative_text = sample_hard_negatives(similarity, generator)
+    steps = pd.DataFrame([
+        ("video clips", _shape(video), "B clips of T frames"),
+        ("video tokens", _shape(video_embeds), "CLS + each patch averaged over time (as ALPRO)"),
+        ("text tokens", _shape(text_embeds), "[CLS] text [SEP] through the text-only half of BERT"),
+        ("VTC features", f"{_shape(video_feat)}, {_shape(text_feat)}", "CLS features → 256-d, L2-normalised"),
+        ("similarity / temperature", _shape(similarity), "rows videos, columns texts; the diagonal is positive"),
+        ("fused text", _shape(fused), "the fusion half: text self-attends and cross-attends to the video tokens"),
+    ], columns=["step", "tensor", "note"])
+    negatives = pd.DataFrame({"text": list(texts), "its hard-negative video": negative_video.tolist(),
+                              "video's hard-negative text": negative_text.tolist()})
+    return steps, negatives
+
+
+def look_inside_text_lm(tokenizer, block: torch.Tensor, shown: int = 80) -> pd.DataFrame:
+    """The first `shown` tokens of one packed training block: pages stay whole, texts joined by [EOS] [BOS]."""
+    ids = block[:shown].tolist()
+    return pd.DataFrame({"token": tokenizer.convert_ids_to_tokens(ids), "id": ids}).T
+
+
+def look_inside_classification(model, config: ClassificationConfig, batch: dict) -> pd.DataFrame:
+    """What the model of a classification cell reads for each item of `batch`, and its current top class."""
+    video, titles = model_inputs(config.modality, batch)
+    with _inspecting(model):
+        scores = score_fn(config)(model, batch)
+    main = "generative" if "generative" in scores else "head"
+    described = {"generative": "summed log-likelihood of each class name", "head": "head logits"}[main]
+    return pd.DataFrame([{
+        "video": "none" if video is None else _shape(video[i]),
+        "text the model reads": classification_prompt(title) if config.model == "mplug_video" else title,
+        "true class": CLASS_NAMES[int(batch["label"][i])],
+        "top class now": CLASS_NAMES[int(scores[main][i].argmax())],
+        "scores": f"{scores[main].shape[1]} per item: {described}"} for i, title in enumerate(titles)])
