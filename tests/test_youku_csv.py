@@ -273,6 +273,6 @@ def test_ids_outside_the_video_folder_are_read_and_warned_about_once(tmp_path: P
     assert split.records["video_path"].tolist() == [str(videos / "ok.mp4"), str(videos / "../up.mp4"),
                                                     str(videos / "sub/../../up2.mp4"), "/abs/x.mp4"]
     assert split.outside == 3
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in caplog.records] == [(
         f"{path}: 3 id(s) resolve outside the video folder {videos} (lines [3, 4, 5], e.g. '../up.mp4' -> "
-        f"{videos / '../up.mp4'}); they are read as given, as the official os.path.join does"]
+        f"{videos / '../up.mp4'}); they are read as given, as the official os.path.join does")]

@@ -174,6 +174,7 @@ class YoukuSplit:
         rows: the 0-based data row in the CSV of each record, shape (len(records),).
         dropped: rows left out because their video is missing or undecodable (``DROPPED_COLUMNS``).
         outside: ids that resolve outside the video folder (kept, warned about).
+        lines: the CSV's line numbers (row -> line), for reports.
     """
 
     task: str
@@ -185,6 +186,7 @@ class YoukuSplit:
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     dropped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(DROPPED_COLUMNS)))
     outside: int = 0
+    lines: LineIndex | None = None
 
 
 def parse_caption_cell(text: str, where: str) -> list[str]:
@@ -241,9 +243,16 @@ def _labels(names: pd.Series, path: Path, lines: LineIndex) -> np.ndarray:
 
 
 def _warn_outside(ids: pd.Series, paths: list[str], video_root: str, where: Path, lines: LineIndex) -> int:
-    """Warn once about ids that resolve outside the video folder; returns how many do."""
+    """Warn once about ids that resolve outside the video folder; returns how many do.
+
+    Only ids holding ``..`` or starting with a separator can leave the folder; they alone are resolved (the
+    10M-row pool would otherwise cost a path normalisation per row).
+    """
     root = os.path.normpath(os.path.abspath(video_root))
-    outside = np.array([os.path.commonpath([root, os.path.normpath(os.path.abspath(p))]) != root for p in paths])
+    suspects = np.flatnonzero((ids.str.contains("..", regex=False) | ids.str.startswith(("/", os.sep))).to_numpy())
+    outside = np.zeros(len(ids), bool)
+    outside[suspects] = [os.path.commonpath([root, os.path.normpath(os.path.abspath(paths[i]))]) != root
+                         for i in suspects]
     count = int(outside.sum())
     if count:
         first = np.flatnonzero(outside)[:_SHOWN]
@@ -279,7 +288,7 @@ def _check_videos(split: YoukuSplit, config: YoukuSourceConfig, lines: LineIndex
     keep = np.ones(len(records), bool)
     keep[bad] = False
     return YoukuSplit(split.task, split.split, path, records[keep].reset_index(drop=True), split.has_ground_truth,
-                      split.skipped, split.rows[keep], dropped[list(DROPPED_COLUMNS)], split.outside)
+                      split.skipped, split.rows[keep], dropped[list(DROPPED_COLUMNS)], split.outside, lines)
 
 
 def load_split(config: YoukuSourceConfig, task: str, split: str = POOL) -> YoukuSplit:
@@ -350,7 +359,7 @@ def load_split(config: YoukuSourceConfig, task: str, split: str = POOL) -> Youku
     out["duration"] = np.nan
     records = validate_frame(out, where=str(path))
     outside = _warn_outside(ids, out["video_path"].tolist(), video_root, path, lines)
-    result = YoukuSplit(task, split, path, records, has_ground_truth, skipped, rows, outside=outside)
+    result = YoukuSplit(task, split, path, records, has_ground_truth, skipped, rows, outside=outside, lines=lines)
 
     check = config.check_pretrain_videos if task == "pretrain" else config.check_videos
     decode = task != "pretrain" and (config.decode_check == "all" or
