@@ -15,6 +15,7 @@ from vlstudy.data.youku import (
     MissingVideoError,
     YoukuFormatError,
     YoukuSourceConfig,
+    iter_csv_batches,
     load_benchmark,
     load_split,
     parse_caption_cell,
@@ -276,3 +277,13 @@ def test_ids_outside_the_video_folder_are_read_and_warned_about_once(tmp_path: P
     assert [r.getMessage() for r in caplog.records] == [(
         f"{path}: 3 id(s) resolve outside the video folder {videos} (lines [3, 4, 5], e.g. '../up.mp4' -> "
         f"{videos / '../up.mp4'}); they are read as given, as the official os.path.join does")]
+
+
+def test_multiline_fields_stream_across_block_boundaries(tmp_path: Path):
+    rows = "".join(f'v{i}.mp4,"第{i}行\n续行{i}"\n' for i in range(60))
+    path = write(tmp_path / "retrieval_train.csv", "clip_name:FILE,caption\n" + rows)
+    batches = [batch for _, batch in iter_csv_batches(path, REQUIRED_COLUMNS["retrieval"], block_bytes=200)]
+    assert len(batches) > 1  # several blocks, the boundaries fall inside quoted fields
+    captions = [c for batch in batches for c in batch.column("caption").to_pylist()]
+    assert captions == [f"第{i}行\n续行{i}" for i in range(60)]
+    assert LineIndex(path, 60).lines([0, 59]) == [2, 120]

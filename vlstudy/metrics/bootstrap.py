@@ -44,8 +44,8 @@ from scipy.stats import bootstrap
 
 from vlstudy.metrics.base import ID_COLUMN, Mean, Median, MetricError, MetricResult, Statistic
 
-__all__ = ["Interval", "MIN_TAIL_RESAMPLES", "min_resamples", "check_n_boot", "bootstrap_ci", "paired_bootstrap_ci", "metric_intervals", "paired_differences",
-           "intervals_overlap"]
+__all__ = ["Interval", "MIN_TAIL_RESAMPLES", "min_resamples", "check_n_boot", "bootstrap_ci", "paired_bootstrap_ci",
+           "metric_intervals", "paired_differences", "intervals_overlap"]
 
 _MAX_BATCH_CELLS = 1 << 22  # resamples x items per batch: bounds memory at a few tens of MB
 MIN_TAIL_RESAMPLES = 5
