@@ -28,6 +28,8 @@ class VideoFiles:
         corrupt: random bytes named .mp4.
         empty: an mp4 with no frames (PyAV's muxer then writes no video track).
         missing: a path with no file.
+        flv, flv1: the frames of `long` in FLV, the container of the real release's pre-training videos:
+            H.264 and Sorenson H.263 (FLV1) respectively.
     """
 
     root: Path
@@ -37,6 +39,8 @@ class VideoFiles:
     corrupt: Path
     empty: Path
     missing: Path
+    flv: Path
+    flv1: Path
 
     @staticmethod
     def level(index: int) -> int:
@@ -53,16 +57,28 @@ def _levels_clip(num_frames: int, height: int, width: int) -> np.ndarray:
     return frames
 
 
+def _write_flv(path: Path, frames: np.ndarray, codec: str, fps: int = 4) -> None:
+    with av.open(str(path), mode="w", format="flv") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
 @pytest.fixture(scope="session")
 def video_files(tmp_path_factory) -> VideoFiles:
     from vlstudy.data.video import write_video
 
     root = tmp_path_factory.mktemp("videos")
     files = VideoFiles(root=root, long=root / "long.mp4", wide=root / "wide.mp4", short=root / "short.mp4",
-                       corrupt=root / "corrupt.mp4", empty=root / "empty.mp4", missing=root / "missing.mp4")
+                       corrupt=root / "corrupt.mp4", empty=root / "empty.mp4", missing=root / "missing.mp4",
+                       flv=root / "long.flv", flv1=root / "long_flv1.flv")
     write_video(files.long, _levels_clip(40, 64, 64), fps=4)
     write_video(files.wide, _levels_clip(24, 32, 48), fps=4)
     write_video(files.short, _levels_clip(3, 64, 64), fps=4)
+    _write_flv(files.flv, _levels_clip(40, 64, 64), "libx264")
+    _write_flv(files.flv1, _levels_clip(40, 64, 64), "flv")
     files.corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     with av.open(str(files.empty), mode="w") as container:
         stream = container.add_stream("libx264", rate=4)

@@ -120,3 +120,35 @@ def test_bad_values_are_rejected():
         bootstrap_ci([0.1, np.nan, 0.3], rng=np.random.default_rng(0))
     with pytest.raises(MetricError, match="at least 2 items"):
         bootstrap_ci([0.1], rng=np.random.default_rng(0))
+
+
+def test_too_few_resamples_are_refused_naming_the_parameter():
+    values = np.random.default_rng(0).random(50)
+    # n_boot=1: both "ends" were the one resample, an interval that excluded its own estimate
+    with pytest.raises(ValueError) as e:
+        bootstrap_ci(values, rng=np.random.default_rng(0), n_boot=1)
+    assert str(e.value) == ("n_boot=1 is too few bootstrap resamples for a 95% percentile interval: need at least 200 "
+                            "(5 beyond each end of the interval); about 1000 is recommended")
+    with pytest.raises(ValueError, match="n_boot=199 .* need at least 200"):
+        paired_bootstrap_ci(values, values[::-1], rng=np.random.default_rng(0), n_boot=199)
+    with pytest.raises(ValueError, match="n_boot=999 .* 99% percentile interval: need at least 1000"):
+        bootstrap_ci(values, rng=np.random.default_rng(0), n_boot=999, confidence=0.99)
+    estimate, low, high = bootstrap_ci(values, rng=np.random.default_rng(0), n_boot=200)
+    assert low < estimate < high
+    from vlstudy.metrics.bootstrap import min_resamples
+
+    assert [min_resamples(c) for c in (0.9, 0.95, 0.99)] == [100, 200, 1000]
+
+
+def test_task_configs_refuse_too_few_resamples_before_training():
+    from vlstudy.config import ParamError, from_dict
+    from vlstudy.tasks.captioning import CaptioningConfig
+    from vlstudy.tasks.classification import ClassificationConfig
+    from vlstudy.tasks.retrieval import RetrievalConfig
+
+    for config in (ClassificationConfig, CaptioningConfig, RetrievalConfig):
+        with pytest.raises(ValueError, match="n_boot=1 is too few bootstrap resamples"):
+            config(n_boot=1)
+        assert config(n_boot=200).n_boot == 200
+    with pytest.raises(ParamError, match=r"params.yaml: finetune_captioning: n_boot=10 is too few"):
+        from_dict(CaptioningConfig, {"n_boot": 10}, where="params.yaml: finetune_captioning")

@@ -245,3 +245,25 @@ def test_dataset_rejects_a_cache_built_for_other_settings(good_records, video_re
         VideoDataset(good_records, 8, "eval", 16, cache=cache)
     with pytest.raises(ValueError, match="lacks video 'corrupt' \\(2 of 5 missing\\)"):
         VideoDataset(video_records, 4, "eval", 16, cache=cache)
+
+
+def test_flv_videos_go_through_the_loader_and_the_frame_cache(video_files, tmp_path):
+    from vlstudy.data.schema import Record, records_to_frame
+
+    records = records_to_frame([Record(video_id=name, video_path=os.fspath(getattr(video_files, name)),
+                                       title="标题") for name in ("flv", "flv1", "long")])
+    loader = make_loader(VideoDataset(records, 4, "eval", 64, on_error="raise"), batch_size=3, shuffle=False,
+                         seed=0, num_workers=0, drop_last=False)
+    (batch,) = list(loader)
+    assert batch["video"].shape == (3, 4, 3, 64, 64) and batch["skipped"] == [] and loader.skipped == {}
+    torch.testing.assert_close(batch["video"][0], batch["video"][2], rtol=0, atol=0.15)  # same frames, two codecs
+    cache = build_frame_cache(records, FrameCacheConfig(4, "eval", size=64), tmp_path, workers=0, progress=False)
+    assert cache.missing == {}
+    for name in ("flv", "flv1"):
+        direct = read_clip(getattr(video_files, name), lambda vlen: sample_frame_indices(4, vlen, "middle"))
+        cached = cache.clip(name)
+        assert cached.indices.tolist() == direct.indices.tolist() == [4, 14, 24, 34]
+        np.testing.assert_array_equal(cached.frames, direct.frames)
+    cached_batch = next(iter(make_loader(VideoDataset(records, 4, "eval", 64, cache=cache), batch_size=3,
+                                         shuffle=False, seed=0, num_workers=0, drop_last=False)))
+    torch.testing.assert_close(cached_batch["video"], batch["video"], rtol=0, atol=0)

@@ -200,6 +200,18 @@ def test_chinese_clip_scorer_runs_from_a_saved_checkpoint(tmp_path: Path):
     scores = scorer.score([video, video], ["篮球比赛", "小猫宠物"])
     assert scores.shape == (2,) and np.all(np.abs(scores) <= 1.0 + 1e-6) and scores[0] != scores[1]
 
+    # A 3-pixel-high frame is read as height x width x RGB, as PIL images (unambiguous) are, never as CHW.
+    import torch
+    from PIL import Image
+
+    tiny = np.ascontiguousarray(frames[:, :3, :5])
+    model, processor = scorer._model()
+    pixels = processor(images=[Image.fromarray(f) for f in tiny], return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        reference = torch.nn.functional.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+    reference = torch.nn.functional.normalize(reference.mean(dim=0), dim=0).numpy()
+    np.testing.assert_allclose(scorer.video_features(tiny), reference, atol=1e-6)
+
 
 # -- the whole filter pass and its report ------------------------------------------------------------------------
 
@@ -277,3 +289,53 @@ def test_filter_report_rejects_incomplete_ground_truth():
 def test_filter_config_caps_workers_at_two():
     with pytest.raises(ValueError, match="num_workers must be 1..2"):
         FilterConfig(num_workers=3)
+
+
+# -- bad input: videos too small to fingerprint or score ------------------------------------------------------
+
+
+def write_tiny(path: Path, frames: np.ndarray, fps: int = 4) -> str:
+    """H.264 4:4:4, which (unlike 4:2:0) allows odd and 1-pixel frame sizes."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode())
+    return str(path)
+
+
+def test_videos_below_8_pixels_are_named_and_counted_not_a_crash(tmp_path: Path, caplog):
+    records = [Record("a.mp4", write_mp4(tmp_path / "a.mp4", render(**ORIGINAL, n_frames=56)),
+                      title="今天带大家看一场精彩的篮球比赛"),
+               Record("b.mp4", write_mp4(tmp_path / "b.mp4", render(**NEGATIVES[0], n_frames=56)),
+                      title="可爱的小猫咪在家里玩毛线球"),
+               Record("c.mp4", write_mp4(tmp_path / "c.mp4", render(**NEGATIVES[1], n_frames=56)),
+                      title="周末和朋友一起去海边旅游拍照"),
+               Record("thin.mp4", write_tiny(tmp_path / "thin.mp4", render(**NEGATIVES[1], n_frames=56)[:, :3, :5]),
+                      title="一起来看看这道美食怎么做吧"),
+               Record("dot.mp4", write_tiny(tmp_path / "dot.mp4", render(**NEGATIVES[2], n_frames=56)[:, :1, :1]),
+                      title="今天带大家做一道家常红烧肉")]
+    with caplog.at_level("WARNING", logger="vlstudy.data"):
+        kept, decisions, report = apply_filters(records_to_frame(records), None,
+                                                FilterConfig(num_workers=1, similarity_quantile=0.0))
+    assert kept["video_id"].tolist() == ["a.mp4", "b.mp4", "c.mp4"]
+    assert decisions["first_reason"].tolist() == ["", "", "", "unreadable", "unreadable"]
+    assert decisions["error"].tolist()[3:] == [f"frames of {size} px are too small to fingerprint and score "
+                                               "(at least 8x8 px)" for size in ("5x3", "1x1")]
+    assert decisions["duration_s"].tolist()[3:] == [14.0, 14.0]
+    assert report.set_index("filter").loc["unreadable", "removed"] == 2
+    assert [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()] == [
+        f"unreadable pool video {v} ({tmp_path / v}), removed: {decisions.set_index('video_id').loc[v, 'error']}"
+        for v in ("thin.mp4", "dot.mp4")]
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (3, 5), (7, 40)])
+def test_fingerprints_of_tiny_frames_are_finite_and_grid_cells_refuse_them(height, width):
+    frames = render(**ORIGINAL, n_frames=32)[:, 20:20 + height, 20:20 + width]
+    with np.errstate(all="raise"):  # no division by zero, no NaN
+        print_ = fingerprint(frames, DedupConfig())
+    assert print_.hashes.shape == (32, 4) and print_.hashes.dtype == np.uint64
+    assert print_.luma.shape == (16, 64, 64) and print_.luma.dtype == np.uint8
+    with pytest.raises(ValueError, match=rf"frames of {width}x{height} px are smaller than the 8x8 grid"):
+        CooccurrenceScorer(SimilarityConfig(grid=8), title_words, np.random.default_rng(0)).video_features(frames)

@@ -202,3 +202,41 @@ def test_write_video_round_trip_and_checks(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["flat.mp4"]          # no temporary file left
     with pytest.raises(ValueError, match="even width and height, got 15x16"):
         write_video(tmp_path / "odd.mp4", np.zeros((2, 16, 15, 3), np.uint8), fps=4)
+
+
+def _video_track_without_frames(path) -> None:
+    """A Matroska file with an (empty) video track beside an audio track that has samples."""
+    with av.open(str(path), mode="w") as container:
+        video_stream = container.add_stream("libx264", rate=4)
+        video_stream.width, video_stream.height, video_stream.pix_fmt = 64, 64, "yuv420p"
+        audio = container.add_stream("aac", rate=8000)
+        for k in range(4):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, k * 1024
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+def test_a_video_stream_with_zero_frames_says_no_video_frames(tmp_path, backend):
+    path = tmp_path / "no_frames.mkv"
+    _video_track_without_frames(path)
+    with av.open(str(path)) as container:
+        assert len(container.streams.video) == 1 and container.streams.video[0].frames == 0
+    with pytest.raises(VideoReadError) as caught:
+        video_info(path, backend)
+    assert caught.value.reason.startswith("no video frames")       # was "PermissionError: [Errno 1] ..."
+
+
+@pytest.mark.parametrize("name", ["flv", "flv1"])  # H.264 and Sorenson H.263 (FLV1) in FLV
+def test_flv_videos_read_with_both_backends(video_files, name):
+    path = getattr(video_files, name)
+    for backend in ("decord", "pyav"):
+        assert video_info(path, backend) == video.VideoInfo(num_frames=40, fps=4.0, width=64, height=64)
+    clip = read_clip(path, lambda vlen: sample_frame_indices(4, vlen, "middle"))
+    assert clip.indices.tolist() == [4, 14, 24, 34]
+    np.testing.assert_allclose(clip.frames[:, 8:].reshape(4, -1).mean(1),
+                               [video_files.level(i) for i in (4, 14, 24, 34)], atol=4)
+    np.testing.assert_array_equal(read_frames(path, [0, 20, 39], "decord"), read_frames(path, [0, 20, 39], "pyav"))

@@ -15,11 +15,13 @@ from vlstudy.data.youku import (
     MissingVideoError,
     YoukuFormatError,
     YoukuSourceConfig,
+    iter_csv_batches,
     load_benchmark,
     load_split,
     parse_caption_cell,
     read_csv_columns,
 )
+from vlstudy.data.youku_csv import LineIndex
 
 CAPTIONS_VAL = "\"['一个人在舞台上唱歌', \"\"画面中一位歌手在唱歌\"\"]\""  # CSV-quoted Python list, mixed quotes
 
@@ -51,7 +53,7 @@ def release(tmp_path: Path) -> YoukuSourceConfig:
     write(tmp_path / "retrieval_test.csv", "clip_name:FILE,caption\nr3.mp4,\n")
     touch_videos(tmp_path, "p1.mp4", "p2.mp4", *(f"c{s}{i}.mp4" for s in ("train", "val", "test") for i in (1, 2)),
                  "k1.mp4", "k2.mp4", "k3.mp4", "k4.mp4", "r1.mp4", "r2.mp4", "r3.mp4")
-    return YoukuSourceConfig(tmp_path)
+    return YoukuSourceConfig(tmp_path, decode_check="none")
 
 
 def test_official_column_names_and_class_order():
@@ -103,7 +105,7 @@ def test_file_names_and_video_folder_are_configurable(tmp_path: Path):
     touch_videos(tmp_path / "media", "v.mp4")
     (tmp_path / "media" / "videos" / "v.mp4").rename(tmp_path / "media" / "v.mp4")
     config = YoukuSourceConfig(tmp_path / "csv", video_dir=str(tmp_path / "media"),
-                               classification_file="cls-{split}.csv")
+                               classification_file="cls-{split}.csv", decode_check="none")
     split = load_split(config, "classification", "val")
     assert split.records["label"].tolist() == [12]
     assert split.records["video_path"].iloc[0] == str(tmp_path / "media" / "v.mp4")
@@ -189,11 +191,99 @@ def test_missing_video_names_csv_line_and_path(tmp_path: Path):
     touch_videos(tmp_path, "here.mp4")
     with pytest.raises(MissingVideoError, match=rf"{path}: line 3, column 'clip_name:FILE': video file "
                                                 rf"{tmp_path / 'videos' / 'gone.mp4'} not found"):
-        load_split(YoukuSourceConfig(tmp_path), "retrieval", "val")
+        load_split(YoukuSourceConfig(tmp_path, decode_check="none", missing_videos="error"), "retrieval", "val")
 
 
 def test_pretrain_videos_are_checked_only_on_request(tmp_path: Path):
     write(tmp_path / "pretrain.csv", "video_id:FILE,title\nskipped.mp4,\ngone.mp4,一个标题\n")
     assert len(load_split(YoukuSourceConfig(tmp_path), "pretrain").records) == 1
     with pytest.raises(MissingVideoError, match="line 3"):  # the file's line, though a row above was skipped
-        load_split(YoukuSourceConfig(tmp_path, check_pretrain_videos=True), "pretrain")
+        load_split(YoukuSourceConfig(tmp_path, check_pretrain_videos=True, missing_videos="error"), "pretrain")
+
+
+# -- bad-input hardening ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task, split", [("classification", "val"), ("retrieval", "train"), ("pretrain", "pool")])
+def test_header_only_csv_is_an_error_naming_the_file(tmp_path: Path, task, split):
+    config = YoukuSourceConfig(tmp_path)
+    path = write(config.csv_path(task, split), ",".join(REQUIRED_COLUMNS[task]) + "\n")
+    with pytest.raises(YoukuFormatError) as e:
+        load_split(config, task, split)
+    assert str(e.value) == (f"{path}: no data rows (the file holds only its header); delete the file if the "
+                            f"{task} {split} split is absent from your copy of the release")
+
+
+@pytest.mark.parametrize("task, header, column", [("classification", "video_id:FILE,title,label", "label"),
+                                                  ("captioning", "video_id:FILE,golden_caption", "golden_caption"),
+                                                  ("retrieval", "clip_name:FILE,caption", "caption")])
+def test_all_blank_ground_truth_warns_for_train_and_val_only(tmp_path: Path, caplog, task, header, column):
+    row = {"classification": "a.mp4,一个标题,", "captioning": "a.mp4,", "retrieval": "a.mp4,"}[task]
+    config = YoukuSourceConfig(tmp_path, check_videos=False)
+    for split in ("train", "val", "test"):
+        write(config.csv_path(task, split), f"{header}\n{row}\n")
+    with caplog.at_level(logging.WARNING, logger="vlstudy.data.youku"):
+        splits = {split: load_split(config, task, split) for split in ("train", "val", "test")}
+    assert not any(s.has_ground_truth for s in splits.values())
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [f"{config.csv_path(task, split)}: column {column!r} is empty in every row: read as a split "
+                      "without ground truth (only the official test splits have none; the "
+                      f"{task} {split} split should have it)" for split in ("train", "val")]
+
+
+def test_line_numbers_count_the_lines_of_multiline_quoted_fields(tmp_path: Path):
+    text = ("video_id:FILE,title,label\na.mp4,一个标题,篮球\nb.mp4,\"两行的\n标题\",篮球\n\nc.mp4,标题三,体育\n"
+            "b.mp4,\"又一个\r\n两行标题\",篮球\n")
+    path = write(tmp_path / "classification_val.csv", text)
+    with pytest.raises(YoukuFormatError, match=r"id 'b.mp4' appears on lines \[3, 7\]"):
+        read_csv_columns(path, REQUIRED_COLUMNS["classification"])
+    write(path, text.replace("b.mp4,\"又一个", "d.mp4,\"又一个"))
+    with pytest.raises(UnknownClassError, match=rf"{path}: line 6, column 'label': unknown class '体育'"):
+        load_split(YoukuSourceConfig(tmp_path, check_videos=False), "classification", "val")
+    assert LineIndex(path, 4).lines([3, 0, 2, 1]) == [7, 2, 6, 3]
+    assert LineIndex(write(tmp_path / "plain.csv", "a,b\n1,2\n3,4"), 2).lines([0, 1]) == [2, 3]
+
+
+@pytest.mark.parametrize("task, split, column", [("retrieval", "train", "caption"), ("retrieval", "val", "caption"),
+                                                ("captioning", "train", "golden_caption")])
+def test_a_caption_starting_with_a_bracket_is_plain_text(tmp_path: Path, task, split, column):
+    config = YoukuSourceConfig(tmp_path, check_videos=False)
+    write(config.csv_path(task, split), f"{ID_COLUMN[task]},{column}\na.mp4,[字幕]一个人在跑步\nb.mp4,\"['a', 'b']\"\n")
+    assert load_split(config, task, split).records["captions"].tolist() == [["[字幕]一个人在跑步"], ["['a', 'b']"]]
+
+
+def test_captioning_val_and_test_still_parse_list_literals(tmp_path: Path):
+    config = YoukuSourceConfig(tmp_path, check_videos=False)
+    for split in ("val", "test"):
+        write(config.csv_path("captioning", split),
+              f"video_id:FILE,golden_caption\na.mp4,{CAPTIONS_VAL}\nb.mp4,一句描述\n")
+        assert load_split(config, "captioning", split).records["captions"].tolist() == [
+            ["一个人在舞台上唱歌", "画面中一位歌手在唱歌"], ["一句描述"]]
+    path = write(config.csv_path("captioning", "val"), "video_id:FILE,golden_caption\na.mp4,[字幕]一个人在跑步\n")
+    with pytest.raises(YoukuFormatError, match=rf"{path}: line 2, column 'golden_caption': caption list does not "
+                                               "parse"):
+        load_split(config, "captioning", "val")
+
+
+def test_ids_outside_the_video_folder_are_read_and_warned_about_once(tmp_path: Path, caplog):
+    path = write(tmp_path / "retrieval_train.csv",
+                 "clip_name:FILE,caption\nok.mp4,一\n../up.mp4,二\nsub/../../up2.mp4,三\n/abs/x.mp4,四\n")
+    with caplog.at_level(logging.WARNING, logger="vlstudy.data.youku"):
+        split = load_split(YoukuSourceConfig(tmp_path, check_videos=False), "retrieval", "train")
+    videos = tmp_path / "videos"
+    assert split.records["video_path"].tolist() == [str(videos / "ok.mp4"), str(videos / "../up.mp4"),
+                                                    str(videos / "sub/../../up2.mp4"), "/abs/x.mp4"]
+    assert split.outside == 3
+    assert [r.getMessage() for r in caplog.records] == [(
+        f"{path}: 3 id(s) resolve outside the video folder {videos} (lines [3, 4, 5], e.g. '../up.mp4' -> "
+        f"{videos / '../up.mp4'}); they are read as given, as the official os.path.join does")]
+
+
+def test_multiline_fields_stream_across_block_boundaries(tmp_path: Path):
+    rows = "".join(f'v{i}.mp4,"第{i}行\n续行{i}"\n' for i in range(60))
+    path = write(tmp_path / "retrieval_train.csv", "clip_name:FILE,caption\n" + rows)
+    batches = [batch for _, batch in iter_csv_batches(path, REQUIRED_COLUMNS["retrieval"], block_bytes=200)]
+    assert len(batches) > 1  # several blocks, the boundaries fall inside quoted fields
+    captions = [c for batch in batches for c in batch.column("caption").to_pylist()]
+    assert captions == [f"第{i}行\n续行{i}" for i in range(60)]
+    assert LineIndex(path, 60).lines([0, 59]) == [2, 120]

@@ -11,7 +11,8 @@ flags it):
 =================  ==============================================================  =======================
 filter             flags a video when                                              ground-truth defects
 =================  ==============================================================  =======================
-unreadable         the file is missing or cannot be decoded                        corrupt
+unreadable         the file is missing, cannot be decoded, or its frames are       corrupt
+                   smaller than `min_frame_side` (nothing to fingerprint or score)
 duration           decoded duration < min_duration_s or > max_duration_s           too_short, too_long
 meaningless_title  the title has no content (``is_meaningless_title``)             meaningless_title
 ad_title           the title has an advertising word or pattern (``is_ad_title``)  ad_title
@@ -52,6 +53,7 @@ starts workers by spawning (macOS, Windows), a script calling `apply_filters` ne
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -65,6 +67,7 @@ import pandas as pd
 from tqdm import tqdm  # text bars: readable in terminals, logs and rendered notebooks alike
 
 from vlstudy.data.fingerprint import (
+    THUMB_SIZE,
     DedupConfig,
     Fingerprint,
     central_window,
@@ -78,11 +81,13 @@ from vlstudy.data.similarity import SimilarityConfig, VideoTextScorer, make_scor
 from vlstudy.data.video import VideoReadError, read_frames, video_info
 
 __all__ = ["FilterConfig", "Filter", "FILTERS", "DEFECTS", "title_words", "title_word_count", "cjk_count",
-           "is_ad_title", "is_meaningless_title", "VideoEvidence", "inspect_video", "inspect_videos",
+           "is_ad_title", "is_meaningless_title", "VideoEvidence", "min_frame_side", "inspect_video", "inspect_videos",
            "flag_rules", "flag_duplicates", "flag_low_similarity", "apply_filters", "filter_report"]
 
 MAX_WORKERS = 2
 """Videos are decoded by at most this many processes."""
+
+logger = logging.getLogger("vlstudy.data")
 
 
 @dataclass
@@ -132,7 +137,7 @@ class Filter:
 
 
 FILTERS: tuple[Filter, ...] = (
-    Filter("unreadable", "video file missing or undecodable", ("corrupt",)),
+    Filter("unreadable", "video file missing, undecodable or too small", ("corrupt",)),
     Filter("duration", "duration outside the allowed range", ("too_short", "too_long")),
     Filter("meaningless_title", "meaningless title", ("meaningless_title",)),
     Filter("ad_title", "advertising title", ("ad_title",)),
@@ -260,15 +265,21 @@ def _middle_indices(num_frames: int, k: int) -> np.ndarray:
     return np.minimum((edges[:-1] + edges[1:]) // 2, num_frames - 1)
 
 
+def min_frame_side(scorer: VideoTextScorer) -> int:
+    """Smallest frame height and width the filters can use: the fingerprint's thumbnail side (below it the
+    thumbnail only repeats pixels and unrelated videos look alike) or the scorer's minimum, whichever is larger."""
+    return max(THUMB_SIZE, scorer.min_side)
+
+
 def inspect_video(path: str | Path, dedup: DedupConfig, scorer: VideoTextScorer) -> VideoEvidence:
     """Decode what the filters need from one video, in one read.
 
     The fingerprint needs the ``dedup.window`` central frames of those sampled at ``dedup.fps``; the scorer
     the 'middle' frames of ``scorer.num_frames`` equal segments. A video is readable when its metadata opens
-    and these frames decode.
+    and these frames decode; it is usable when its frames are at least `min_frame_side` pixels high and wide.
 
     Returns:
-        The evidence; ``error`` is set (no exception) when the file is missing or undecodable.
+        The evidence; ``error`` is set (no exception) when the file is missing, undecodable or too small.
     """
     try:
         info = video_info(path)
@@ -277,9 +288,13 @@ def inspect_video(path: str | Path, dedup: DedupConfig, scorer: VideoTextScorer)
         wanted = np.concatenate([window, _middle_indices(info.num_frames, scorer.num_frames)])
         unique, position = np.unique(wanted, return_inverse=True)
         frames = read_frames(path, unique)[position]  # (len(window) + num_frames, H, W, 3)
-        features = scorer.video_features(frames[len(window):])
     except VideoReadError as e:
         return VideoEvidence(float("nan"), None, None, e.reason)
+    (height, width), side = frames.shape[1:3], min_frame_side(scorer)
+    if min(height, width) < side:
+        return VideoEvidence(info.duration, None, None, f"frames of {width}x{height} px are too small to fingerprint "
+                                                        f"and score (at least {side}x{side} px)")
+    features = scorer.video_features(frames[len(window):])
     return VideoEvidence(info.duration, fingerprint(frames[:len(window)], dedup), features)
 
 
@@ -313,7 +328,7 @@ def flag_rules(titles: pd.Series, durations: np.ndarray, errors: Sequence[str], 
     text = titles.fillna("").astype(str).str.strip().tolist()
     words = np.array([title_word_count(t) for t in text], dtype=np.int64)
     cjk = np.array([cjk_count(t) for t in text], dtype=np.int64)
-    readable = np.array([not e for e in errors])
+    readable = np.array([not e for e in errors], dtype=bool)
     with np.errstate(invalid="ignore"):
         bad_duration = readable & ((durations < config.min_duration_s) | (durations > config.max_duration_s))
     return pd.DataFrame({
@@ -401,6 +416,9 @@ def apply_filters(records: pd.DataFrame, ground_truth: pd.DataFrame | None = Non
     evidence = inspect_videos(records["video_path"].tolist(), config.dedup, scorer, config.num_workers)
     durations = np.array([e.duration for e in evidence], dtype=np.float64)
     errors = [e.error for e in evidence]
+    for video_id, path, error in zip(records["video_id"], records["video_path"], errors):
+        if error:
+            logger.warning("unreadable pool video %s (%s), removed: %s", video_id, path, error)
 
     decisions = flag_rules(records["title"], durations, errors, config)
     passed = ~decisions[list(_RULES)].to_numpy().any(axis=1)

@@ -1,46 +1,75 @@
 """The ``data`` stage's logic: official CSVs → filtered pool + benchmark splits, checked for leakage.
 
-1. Read the four official CSV formats from ``source.root`` (mini-Youku, or the real Youku-mPLUG release: the
-   same readers, `vlstudy.data.youku`).
+1. Read the official CSV files present under ``source.root`` (mini-Youku, or the real Youku-mPLUG release, whole
+   or in part: the same readers, `vlstudy.data.youku`). A task/split whose CSV is absent is recorded as absent
+   in the manifest (``present: false`` and the ``absent`` list), not an error, so later stages can skip it with
+   a line in their report; at least one official CSV must be present. Benchmark rows whose video is missing or
+   undecodable are dropped (``source.missing_videos: drop``, the default) or stop the stage (``error``).
 2. For mini-Youku, attach what its ground truth knows beyond the CSVs: the source video of each retrieval clip
    (needed for leakage checks), the VideoMind layers (factual / abstract / intent, 6W tags) and the Panda-style
    description and subtitles. Real data has none of these; the columns stay empty.
 3. Run the dataset-construction filters of paper §3.1 on the pre-training pool (`vlstudy.data.filters`), with
-   each filter's precision and recall when a ground truth is given.
+   each filter's precision and recall when a ground truth is given. Unreadable pool videos (missing,
+   undecodable, no frames, frames under 8 px) are removed by the ``unreadable`` filter, each logged once by
+   name.
 4. Check that no source video or title falls on both sides of any task's train/val/test split, and that no
    pool video or source appears in a val/test split (`vlstudy.data.splits`). ``leakage="error"`` fails naming
    the offending ids; ``"warn"`` (for official splits one cannot change) records them in ``leakage.csv``.
 
-`write_prepared` writes ``pretrain.parquet`` (the kept pool), ``<task>_<split>.parquet`` (record schema),
-``filter_decisions.csv``, ``filter_report.csv``, ``leakage.csv`` and ``manifest.json``.
+`write_prepared` writes ``pretrain.parquet`` (the kept pool, when the pool is present), ``<task>_<split>.parquet``
+(record schema, present splits only), ``filter_decisions.csv``, ``filter_report.csv``, ``leakage.csv``,
+``missing_videos.csv`` (every video left out for being unreadable: ``task, split, row, line, video_id, file,
+reason``; pool videos the filters found unreadable included) and ``manifest.json``, whose ``skips`` section
+holds every skip count (`Prepared.skip_counts`) for the stage's metrics.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from vlstudy.data.filters import FilterConfig, apply_filters
-from vlstudy.data.schema import write_table
+from vlstudy.data.schema import empty_frame, write_table
 from vlstudy.data.splits import LeakageError, check_no_leakage, check_pool_disjoint, find_leakage
-from vlstudy.data.youku import SPLITS, YoukuSourceConfig, load_benchmark, load_split
+from vlstudy.data.youku import (
+    DROPPED_COLUMNS,
+    POOL,
+    SPLITS,
+    TASKS,
+    MissingVideoError,
+    YoukuSourceConfig,
+    YoukuSplit,
+    load_benchmark,
+)
+from vlstudy.io import read_json, write_json
+from vlstudy.io import write_table as write_csv
 
-__all__ = ["PrepareConfig", "Prepared", "prepare", "write_prepared", "attach_ground_truth", "EXTRA_COLUMNS"]
+__all__ = ["PrepareConfig", "Prepared", "prepare", "write_prepared", "attach_ground_truth", "read_manifest",
+           "present_in_manifest", "require_present", "AbsentSplitError", "EXTRA_COLUMNS", "BENCHMARK_KEYS",
+           "MISSING_VIDEOS_FILE"]
 
 logger = logging.getLogger("vlstudy.data")
 
 EXTRA_COLUMNS = ("source_id", "factual", "abstract", "intent", "tags_6w", "description", "subtitles")
+BENCHMARK_KEYS = tuple((task, split) for task in TASKS if task != "pretrain" for split in SPLITS)
+"""The nine benchmark (task, split) pairs, in manifest order."""
+MISSING_VIDEOS_FILE = "missing_videos.csv"
+
+
+class AbsentSplitError(FileNotFoundError):
+    """A stage asked for a split that the ingested copy of the release does not include (manifest.json)."""
 
 
 @dataclass
 class PrepareConfig:
     """Attributes:
-        source: where the CSVs and videos are (default: the mini_youku stage's output).
+        source: where the CSVs and videos are, and how benchmark videos are checked (default: the mini_youku
+            stage's output).
         ground_truth: mini-Youku's ``ground_truth.csv`` (filter precision/recall, clip sources, VideoMind
             layers); None for real data.
         filters: the §3.1 filter thresholds.
@@ -55,9 +84,13 @@ class PrepareConfig:
 
 @dataclass
 class Prepared:
-    """What the data stage produced (all tables in the record schema unless said otherwise)."""
+    """What the data stage produced (all tables in the record schema unless said otherwise).
 
-    pool: pd.DataFrame  # the kept pre-training pool
+    ``splits`` and ``has_ground_truth`` hold the present benchmark splits only; ``csv_files`` names the CSV of
+    every (task, split) of ``TASKS``, present or not.
+    """
+
+    pool: pd.DataFrame  # the kept pre-training pool (empty when the pool is absent)
     splits: dict[tuple[str, str], pd.DataFrame]
     has_ground_truth: dict[tuple[str, str], bool]
     decisions: pd.DataFrame  # one row per pool video: the filters' flags
@@ -65,6 +98,35 @@ class Prepared:
     leakage: pd.DataFrame  # offending records (empty when clean)
     raw_pool_size: int
     skipped_pool_rows: int
+    pool_present: bool = True
+    csv_files: dict[tuple[str, str], str] = field(default_factory=dict)
+    missing_videos: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(DROPPED_COLUMNS)))
+    outside: dict[tuple[str, str], int] = field(default_factory=dict)  # ids outside the video folder
+
+    def absent(self) -> list[str]:
+        """Names (``<task>_<split>``, ``pretrain_pool``) of the official CSVs not in this copy of the release."""
+        names = [] if self.pool_present else [f"pretrain_{POOL}"]
+        return names + [f"{task}_{split}" for task, split in BENCHMARK_KEYS if (task, split) not in self.splits]
+
+    def skip_counts(self) -> dict:
+        """Every count of rows or videos left out, for the stage's metrics (all ints).
+
+        ``pool_empty_title_rows``: pool rows without a title; ``pool_unreadable_videos``: pool videos missing,
+        undecodable, frameless or under 8 px (removed); ``benchmark_dropped_videos``: benchmark rows dropped for
+        a missing/undecodable video, also ``dropped_videos_by_split``; ``absent_splits``: official CSVs not
+        present; ``ids_outside_video_folder``: ids read from outside the video folder (kept).
+        """
+        missing = self.missing_videos
+        benchmark = missing[missing["task"] != "pretrain"]
+        by_split = benchmark.groupby(["task", "split"]).size()
+        return {
+            "pool_empty_title_rows": int(self.skipped_pool_rows),
+            "pool_unreadable_videos": int((missing["task"] == "pretrain").sum()),
+            "benchmark_dropped_videos": len(benchmark),
+            "dropped_videos_by_split": {f"{t}_{s}": int(by_split.get((t, s), 0)) for t, s in self.splits},
+            "absent_splits": len(self.absent()),
+            "ids_outside_video_folder": int(sum(self.outside.values())),
+        }
 
 
 def attach_ground_truth(records: pd.DataFrame, ground_truth: pd.DataFrame) -> pd.DataFrame:
@@ -105,42 +167,110 @@ def _leakage(splits: dict[tuple[str, str], pd.DataFrame], pool: pd.DataFrame, mo
     return pd.concat(found, ignore_index=True)[columns] if found else pd.DataFrame(columns=columns)
 
 
+def _unreadable_pool(pool: YoukuSplit, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The pool videos the filters found unreadable, as ``DROPPED_COLUMNS`` rows (CSV row and line included)."""
+    bad = np.flatnonzero(decisions["error"].to_numpy() != "")
+    rows = pool.rows[bad]
+    return pd.DataFrame({"task": "pretrain", "split": POOL, "row": rows, "line": pool.lines.lines(rows),
+                         "video_id": pool.records["video_id"].iloc[bad].to_numpy(),
+                         "file": pool.records["video_path"].iloc[bad].to_numpy(),
+                         "reason": decisions["error"].iloc[bad].to_numpy()}, columns=list(DROPPED_COLUMNS))
+
+
 def prepare(config: PrepareConfig) -> Prepared:
     """Read, enrich, filter and check the data; nothing is written."""
     truth = pd.read_csv(config.ground_truth, keep_default_na=False, na_values=[""]) if config.ground_truth else None
     if truth is not None:
         truth["defect"] = truth["defect"].fillna("")
         truth["duplicate_of"] = truth["duplicate_of"].fillna("")
-    pool = load_split(config.source, "pretrain")
-    benchmark = load_benchmark(config.source)
-    splits = {key: s.records for key, s in benchmark.items()}
+    loaded = load_benchmark(config.source)
+    pool = loaded.pop(("pretrain", POOL), None)
+    splits = {key: s.records for key, s in loaded.items()}
     if truth is not None:
         splits = {key: attach_ground_truth(df, truth) for key, df in splits.items()}
-    kept, decisions, report = apply_filters(pool.records, truth, config.filters)
+    kept, decisions, report = apply_filters(pool.records if pool else empty_frame(), truth, config.filters)
+    if pool is not None and len(decisions) and (decisions["error"] != "").all():
+        raise MissingVideoError(f"{pool.csv_path}: none of the {len(decisions)} pool videos can be read (first: "
+                                f"{pool.records['video_path'].iloc[0]}: {decisions['error'].iloc[0]}); check "
+                                "source.root and source.video_dir")
     if truth is not None:
         kept = attach_ground_truth(kept, truth)
     leakage = _leakage(splits, kept, config.leakage)
-    return Prepared(pool=kept, splits=splits, has_ground_truth={k: s.has_ground_truth for k, s in benchmark.items()},
-                    decisions=decisions, report=report, leakage=leakage, raw_pool_size=len(pool.records),
-                    skipped_pool_rows=pool.skipped)
+    present = [s for s in (pool, *loaded.values()) if s is not None]
+    missing = [s.dropped for s in present] + ([_unreadable_pool(pool, decisions)] if pool is not None else [])
+    missing = [m for m in missing if len(m)]
+    return Prepared(
+        pool=kept, splits=splits, has_ground_truth={k: s.has_ground_truth for k, s in loaded.items()},
+        decisions=decisions, report=report, leakage=leakage, raw_pool_size=len(pool.records) if pool else 0,
+        skipped_pool_rows=pool.skipped if pool else 0, pool_present=pool is not None,
+        csv_files={key: str(config.source.csv_path(*key)) for key in (("pretrain", POOL), *BENCHMARK_KEYS)},
+        missing_videos=(pd.concat(missing, ignore_index=True) if missing
+                        else pd.DataFrame(columns=list(DROPPED_COLUMNS))),
+        outside={(s.task, s.split): s.outside for s in present})
+
+
+def _split_entry(prepared: Prepared, key: tuple[str, str]) -> dict:
+    present = key in prepared.splits
+    dropped = prepared.skip_counts()["dropped_videos_by_split"].get(f"{key[0]}_{key[1]}", 0)
+    return {"present": present, "csv": prepared.csv_files.get(key, ""),
+            "items": len(prepared.splits[key]) if present else 0,
+            "has_ground_truth": prepared.has_ground_truth.get(key, False), "dropped_videos": dropped}
 
 
 def write_prepared(prepared: Prepared, out_dir: Path) -> dict:
-    """Write the prepared tables into `out_dir`; returns the manifest (also written as manifest.json)."""
+    """Write the prepared tables into `out_dir`; returns the manifest (also written as manifest.json).
+
+    Tables of absent splits are not written (a stale one from an earlier run is removed); the manifest says
+    which are absent.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_table(prepared.pool, out_dir / "pretrain.parquet")
-    for (task, split), df in prepared.splits.items():
-        write_table(df, out_dir / f"{task}_{split}.parquet")
-    prepared.decisions.to_csv(out_dir / "filter_decisions.csv", index=False)
-    prepared.report.to_csv(out_dir / "filter_report.csv", index=False)
-    prepared.leakage.to_csv(out_dir / "leakage.csv", index=False)
+    tables = {"pretrain.parquet": prepared.pool if prepared.pool_present else None}
+    tables.update({f"{t}_{s}.parquet": prepared.splits.get((t, s)) for t, s in BENCHMARK_KEYS})
+    for name, df in tables.items():
+        if df is not None:
+            write_table(df, out_dir / name)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
+    write_csv(out_dir / "filter_decisions.csv", prepared.decisions)
+    write_csv(out_dir / "filter_report.csv", prepared.report)
+    write_csv(out_dir / "leakage.csv", prepared.leakage)
+    write_csv(out_dir / MISSING_VIDEOS_FILE, prepared.missing_videos)
+    skips = prepared.skip_counts()
     manifest = {
-        "pool": {"raw": prepared.raw_pool_size, "kept": len(prepared.pool),
-                 "skipped_rows": prepared.skipped_pool_rows},
-        "splits": {f"{task}_{split}": {"items": len(df), "has_ground_truth": prepared.has_ground_truth[(task, split)]}
-                   for (task, split), df in prepared.splits.items()},
+        "pool": {"present": prepared.pool_present, "csv": prepared.csv_files.get(("pretrain", POOL), ""),
+                 "raw": prepared.raw_pool_size, "kept": len(prepared.pool), "skipped_rows": prepared.skipped_pool_rows,
+                 "unreadable_videos": skips["pool_unreadable_videos"]},
+        "splits": {f"{t}_{s}": _split_entry(prepared, (t, s)) for t, s in BENCHMARK_KEYS},
+        "absent": prepared.absent(),
+        "skips": skips,
+        "missing_videos_file": MISSING_VIDEOS_FILE,
         "leaking_records": len(prepared.leakage),
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_json(out_dir / "manifest.json", manifest)
     return manifest
+
+
+def read_manifest(data_dir: str | Path) -> dict:
+    """The ``manifest.json`` of a prepared data folder (written by `write_prepared`)."""
+    return read_json(Path(data_dir) / "manifest.json")
+
+
+def present_in_manifest(manifest: dict, task: str, split: str = POOL) -> bool:
+    """Whether the prepared data holds `task`/`split` (``"pretrain", "pool"`` for the pool): a later stage asks
+    this and skips, with a line in its report, what the release did not include."""
+    entry = manifest["pool"] if task == "pretrain" else manifest["splits"].get(f"{task}_{split}", {"present": False})
+    return bool(entry.get("present", True))  # manifests before partial releases held every split
+
+
+def require_present(data_dir: str | Path, task: str, split: str = POOL) -> None:
+    """Raise `AbsentSplitError` when the prepared data in `data_dir` records `task`/`split` as absent.
+
+    A folder without a manifest (not prepared yet) passes: the caller's own "file not found" then applies.
+    """
+    if not (Path(data_dir) / "manifest.json").is_file():
+        return
+    if not present_in_manifest(read_manifest(data_dir), task, split):
+        name = "the pre-training pool" if task == "pretrain" else f"the {task} {split} split"
+        raise AbsentSplitError(f"{data_dir}: {name} is absent from the ingested copy of the release (manifest.json "
+                               "lists it under 'absent'); skip this stage or add its CSV to source.root")

@@ -87,13 +87,14 @@ class SimilarityConfig:
 class VideoTextScorer(Protocol):
     """The interface of a video-text scorer.
 
-    ``video_features`` runs once per video on its ``num_frames`` frames, uint8 (T, H, W, 3), and returns a small
-    array; ``score`` takes those arrays and the titles, and returns one float per pair, shape (N,) (higher =
-    better agreement; NaN = cannot score).
+    ``video_features`` runs once per video on its ``num_frames`` frames, uint8 (T, H, W, 3), H and W at least
+    ``min_side``, and returns a small array; ``score`` takes those arrays and the titles, and returns one float
+    per pair, shape (N,) (higher = better agreement; NaN = cannot score).
     """
 
     name: str
     num_frames: int
+    min_side: int
 
     def video_features(self, frames: np.ndarray) -> np.ndarray: ...
 
@@ -109,8 +110,13 @@ def grid_descriptors(frames: np.ndarray, grid: int) -> np.ndarray:
 
     Returns:
         float32, shape (T * grid * grid, 6): mean R, G, B and standard deviation of R, G, B per cell, in 0..1.
+
+    Raises:
+        ValueError: a frame is smaller than the grid (its cells would be empty and their means NaN).
     """
     t, h, w, _ = frames.shape
+    if h < grid or w < grid:
+        raise ValueError(f"frames of {w}x{h} px are smaller than the {grid}x{grid} grid of visual-word cells")
     ch, cw = h // grid, w // grid
     cells = frames[:, :ch * grid, :cw * grid].astype(np.float32) / 255.0
     cells = cells.reshape(t, grid, ch, grid, cw, 3)  # (T, gy, ch, gx, cw, 3)
@@ -132,6 +138,7 @@ class CooccurrenceScorer:
     def __init__(self, config: SimilarityConfig, tokenize: Callable[[str], list[str]], rng: np.random.Generator):
         self.config = config
         self.num_frames = config.num_frames
+        self.min_side = config.grid  # one pixel per grid cell at least
         self.tokenize = tokenize
         self.rng = rng
 
@@ -251,6 +258,7 @@ class ChineseClipScorer:
                 "its path, or use scorer 'default'; nothing is downloaded at run time.")
         self.config = config
         self.num_frames = config.num_frames
+        self.min_side = 1  # the processor resizes any frame
         self._loaded = None
 
     def __getstate__(self) -> dict:
@@ -271,7 +279,9 @@ class ChineseClipScorer:
         import torch
 
         model, processor = self._model()
-        inputs = processor(images=list(frames), return_tensors="pt").to(self.config.device)
+        # Channels-last said explicitly: the processor otherwise guesses, and reads a 3-pixel-high frame as CHW.
+        inputs = processor(images=list(frames), return_tensors="pt", input_data_format="channels_last")
+        inputs = inputs.to(self.config.device)
         with torch.inference_mode():
             emb = model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output  # (T, D)
         emb = torch.nn.functional.normalize(emb, dim=-1).mean(dim=0)

@@ -198,9 +198,16 @@ class _PyAVReader:
             raise
 
     def _count_packets(self) -> int:
-        """Frame count for containers that do not store it: one packet per frame, no decoding."""
+        """Frame count for containers that do not store it (Matroska, FLV): one packet per frame, no decoding.
+
+        The container is then opened afresh for decoding; seeking back instead fails on a stream without
+        packets (FFmpeg answers EPERM, which PyAV raises as ``PermissionError``), and a count of 0 needs no
+        decoding at all (`_read` reports "no video frames").
+        """
         count = sum(1 for packet in self._container.demux(video=0) if packet.size)
-        self._container.seek(0)
+        self._container.close()
+        self._container = av.open(str(self.path))
+        self._container.streams.video[0].codec_context.thread_count = 1
         return count
 
     def frame_rate(self) -> float:

@@ -37,6 +37,7 @@ from statsmodels.stats.multitest import multipletests
 from vlstudy.humaneval.protocol import GRADE_LABELS, GRADES
 from vlstudy.humaneval.ratings import HUMAN_PANEL, LONG_COLUMNS, read_ratings
 from vlstudy.humaneval.simulate import SIMULATED_PANEL, SimulationConfig, simulate_panel, simulated_metric
+from vlstudy.metrics.bootstrap import check_n_boot
 
 __all__ = ["SCORES", "HumanEvalConfig", "HumanEvalReport", "panel_name", "titled", "load_panel",
            "grade_distribution", "plot_grade_distribution", "item_scores", "mean_scores", "pairwise_tests",
@@ -79,9 +80,9 @@ class HumanEvalConfig:
     def __post_init__(self):
         if self.ratings and (not self.package or not self.key):
             raise ValueError("ratings need the package folder and the key file (set package and key)")
-        if not 0 < self.confidence < 1 or not 0 < self.alpha < 1 or self.n_boot < 100:
-            raise ValueError(f"need 0 < confidence, alpha < 1 and n_boot >= 100, got {self.confidence}, "
-                             f"{self.alpha}, {self.n_boot}")
+        if not 0 < self.confidence < 1 or not 0 < self.alpha < 1:
+            raise ValueError(f"need 0 < confidence, alpha < 1, got {self.confidence}, {self.alpha}")
+        check_n_boot(self.n_boot, self.confidence)  # the same floor as every interval of vlstudy.metrics
 
 
 def panel_name(ratings: pd.DataFrame) -> str:

@@ -23,10 +23,19 @@ How each headline is recomputed on a resample (always the formula that produced 
   narrow for small test sets; say so when quoting a CIDEr interval from a few hundred items.
 
 Same generator state, same interval: all randomness comes from ``rng``.
+
+How many resamples. A percentile interval's ends are the (1 - c)/2 and (1 + c)/2 quantiles of the n_boot
+resampled statistics (c = confidence). With n_boot = 1 both ends are that one resample, so a "95 %" interval is
+a point that usually excludes its own estimate; with a handful, the ends are the extreme resamples. Every
+function here therefore refuses fewer than `min_resamples` (confidence): at least ``MIN_TAIL_RESAMPLES`` = 5
+resamples must fall beyond each end, n_boot >= 10 / (1 - c), i.e. 200 at 95 % (1000 at 99 %). That is a floor
+against nonsense, not a recommendation: Efron & Tibshirani (1993, "An Introduction to the Bootstrap") advise
+about 1000 resamples for percentile intervals, the default here.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, NamedTuple, Sequence
 
 import numpy as np
@@ -35,10 +44,12 @@ from scipy.stats import bootstrap
 
 from vlstudy.metrics.base import ID_COLUMN, Mean, Median, MetricError, MetricResult, Statistic
 
-__all__ = ["Interval", "bootstrap_ci", "paired_bootstrap_ci", "metric_intervals", "paired_differences",
-           "intervals_overlap"]
+__all__ = ["Interval", "MIN_TAIL_RESAMPLES", "min_resamples", "check_n_boot", "bootstrap_ci", "paired_bootstrap_ci",
+           "metric_intervals", "paired_differences", "intervals_overlap"]
 
 _MAX_BATCH_CELLS = 1 << 22  # resamples x items per batch: bounds memory at a few tens of MB
+MIN_TAIL_RESAMPLES = 5
+"""Resamples that must fall beyond each end of a percentile interval (module docstring)."""
 
 
 class Interval(NamedTuple):
@@ -47,6 +58,31 @@ class Interval(NamedTuple):
     estimate: float
     low: float
     high: float
+
+
+def min_resamples(confidence: float = 0.95) -> int:
+    """The fewest resamples a `confidence` percentile interval accepts: 10 / (1 - confidence), 200 at 95 %."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return math.ceil(2 * MIN_TAIL_RESAMPLES / (1 - confidence) - 1e-9)
+
+
+def check_n_boot(n_boot: int, confidence: float = 0.95, name: str = "n_boot") -> None:
+    """Refuse too few resamples for a percentile interval.
+
+    Args:
+        n_boot: the number of resamples asked for.
+        confidence: the interval's coverage.
+        name: how the error names the setting (e.g. ``"finetune_captioning.n_boot"``).
+
+    Raises:
+        ValueError: ``n_boot < min_resamples(confidence)``, naming `name`, the minimum and why.
+    """
+    need = min_resamples(confidence)
+    if n_boot < need:
+        raise ValueError(f"{name}={n_boot} is too few bootstrap resamples for a {confidence:.0%} percentile interval: "
+                         f"need at least {need} ({MIN_TAIL_RESAMPLES} beyond each end of the interval); "
+                         "about 1000 is recommended")
 
 
 def _counts(indices: np.ndarray, n_units: int) -> np.ndarray:
@@ -65,8 +101,7 @@ def _percentile_intervals(statistics: Sequence[Statistic], n_units: int, *, rng:
     """
     if n_units < 2:
         raise MetricError(f"the bootstrap needs at least 2 items, got {n_units}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_n_boot(n_boot, confidence)
 
     def stacked(indices: np.ndarray, axis: int = -1) -> np.ndarray:  # (B, n) -> (S, B)
         weights = _counts(indices, n_units)
@@ -105,7 +140,7 @@ def bootstrap_ci(data: Statistic | Any, statistic: Literal["mean", "median"] = "
             ``MetricResult.statistics``).
         statistic: for plain values, "mean" or "median" of them.
         rng: the random generator (explicit; same state, same interval).
-        n_boot: number of resamples.
+        n_boot: number of resamples, at least `min_resamples` (confidence) (200 at 95 %).
         confidence: coverage of the two-sided interval.
 
     Returns:

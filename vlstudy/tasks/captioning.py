@@ -23,6 +23,7 @@ import pandas as pd
 from vlstudy import io
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
+from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.captioning import caption_metrics
 from vlstudy.tasks.classification import load_model
 from vlstudy.tasks.common import (
@@ -73,6 +74,9 @@ class CaptioningConfig:
     n_boot: int = 1000
     seed: int = 0
     nproc: int = 1
+
+    def __post_init__(self):
+        check_n_boot(self.n_boot)  # refuse a "95 %" interval from too few resamples before anything trains
 
 
 CONFIG = CaptioningConfig

@@ -35,6 +35,7 @@ import torch
 from vlstudy import io
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
+from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.models.alpro import ALPRO
 from vlstudy.models.mplug_video import MPLUGVideo
@@ -87,6 +88,9 @@ class RetrievalConfig:
     n_boot: int = 1000
     seed: int = 0
     nproc: int = 1
+
+    def __post_init__(self):
+        check_n_boot(self.n_boot)  # refuse a "95 %" interval from too few resamples before anything trains
 
 
 CONFIG = RetrievalConfig
