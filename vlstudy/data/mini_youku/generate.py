@@ -253,8 +253,7 @@ def _unique_title(make, seen: set[str], rng: np.random.Generator) -> str:
 
 
 def _attach_layers(item: Item, rng: np.random.Generator) -> Item:
-    item.extras.update(T.videomind_layers(item.cues, rng))
-    item.extras["tags_6w"] = T.tags_6w(item.cues)
+    item.extras.update(T.videomind_layers(item.cues, rng))  # factual, abstract, intent, tags_6w
     item.extras["description"] = T.description(item.cues, rng)
     item.extras["subtitles"] = T.subtitles(item.cues, rng)
     return item
