@@ -12,7 +12,9 @@ captioning_{split}.csv           ``video_id:FILE,golden_caption`` (train: one ca
                                  holding a list of references; test: empty)
 retrieval_{split}.csv            ``clip_name:FILE,caption`` (test: empty)
 ground_truth.csv                 one row per video: task, split, source, label, duration, the injected
-                                 defect and what each video shows (the generator's truth; see below)
+                                 defect and what each video shows (the generator's truth; see below), its
+                                 VideoMind layers ``factual``, ``abstract``, ``intent`` and 6W tags
+                                 ``tags_6w`` (JSON; designed evidence: ``text.py``), description, subtitles
 text_corpus.txt                  web-like Chinese text for the text-LM stage, one text per line, pages
                                  separated by an empty line: the stand-in for what an off-the-shelf LM has
                                  read (it describes no video of the set)
