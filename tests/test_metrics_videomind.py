@@ -1,10 +1,11 @@
 """VideoMind metrics on hand-made similarity matrices with known answers."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from vlstudy.metrics import MetricError, videomind_metrics
-from vlstudy.metrics.videomind import ground_truth_rank_profile
+from vlstudy.metrics import ID_COLUMN, MetricError, videomind_metrics
+from vlstudy.metrics.videomind import ground_truth_rank_profile, layer_similarities, videomind_tables
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_video_to_text_with_three_ground_truths(layers):
     profile = result.per_item[["v2t_r1", "v2t_r2", "v2t_r3"]].to_numpy()
     np.testing.assert_array_equal(profile, [[1, 2, 7], [1, 4, 5], [1, 2, 5]])
     s = result.summary
-    assert s["v2t_hit_any_R@3"] == 100.0
+    assert s["v2t_hit_any_R@1"] == 100.0 and "v2t_hit_any_R@3" not in s and "v2t_hit_all_R@1" not in s
     assert s["v2t_hit_all_R@3"] == 0.0
     assert s["v2t_hit_all_R@5"] == pytest.approx(200 / 3)
     assert s["v2t_hit_all_R@10"] == 100.0
@@ -70,3 +71,129 @@ def test_bad_matrices_are_rejected(layers):
     bad[1, 1] = np.nan
     with pytest.raises(MetricError, match=r"similarities\['intent'\]\[1, 1\] is nan"):
         videomind_metrics({**layers, "intent": bad})
+
+
+# --- equality with a naive loop on random scores, ties included ------------------------------------------------
+
+
+def _pessimistic_positions(scores: list[float], is_truth: list[bool]) -> list[int]:
+    """1-based positions of the truths after sorting by score, wrong candidates first on equal scores."""
+    order = sorted(range(len(scores)), key=lambda c: (-scores[c], is_truth[c]))
+    return sorted(position + 1 for position, c in enumerate(order) if is_truth[c])
+
+
+def _naive(layers: dict) -> dict[str, float]:
+    names = list(layers)
+    num_videos = len(layers[names[0]])
+    out = {}
+    pooled = []
+    for name in names:
+        s = layers[name]
+        ranks = [_pessimistic_positions(list(s[i]), [j == i for j in range(num_videos)])[0] for i in range(num_videos)]
+        pooled += ranks
+        for k in (1, 5, 10):
+            out[f"t2v_{name}_R@{k}"] = 100 * sum(r <= k for r in ranks) / num_videos
+        out[f"t2v_{name}_MeanR"] = sum(ranks) / num_videos
+    for k in (1, 5, 10):
+        out[f"any2v_R@{k}"] = 100 * sum(r <= k for r in pooled) / len(pooled)
+    out["any2v_MeanR"] = sum(pooled) / len(pooled)
+    profiles = []
+    for v in range(num_videos):
+        scores, truth = [], []
+        for name in names:
+            for t in range(num_videos):
+                scores.append(layers[name][t][v])
+                truth.append(t == v)
+        profiles.append(_pessimistic_positions(scores, truth))
+    for k in (1, 5, 10):
+        out[f"v2t_hit_any_R@{k}"] = 100 * sum(p[0] <= k for p in profiles) / num_videos
+    for k in (3, 5, 10):
+        out[f"v2t_hit_all_R@{k}"] = 100 * sum(p[-1] <= k for p in profiles) / num_videos
+    out["v2t_TopR"] = sum(p[0] for p in profiles) / num_videos
+    out["v2t_LowestR"] = sum(p[-1] for p in profiles) / num_videos
+    out["v2t_AvgR"] = sum(sum(p) / len(p) for p in profiles) / num_videos
+    out["n_videos"] = num_videos
+    return out, profiles
+
+
+@pytest.mark.parametrize("levels", [4, 1000])  # 4 score levels: ties everywhere; 1000: few ties
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_equals_a_naive_loop_on_random_scores(seed, levels):
+    rng = np.random.default_rng(seed)
+    num_videos = 23
+    layers = {name: rng.integers(0, levels, (num_videos, num_videos)).astype(np.float64) / levels
+              for name in ("factual", "abstract", "intent")}
+    for scores in layers.values():  # make the ground truth likelier to win, so low and high ranks both occur
+        scores[np.arange(num_videos), np.arange(num_videos)] += rng.integers(0, 2, num_videos) / 2
+    expected, profiles = _naive(layers)
+    result = videomind_metrics(layers)
+    assert result.summary.keys() == expected.keys()
+    for key, value in expected.items():
+        assert result.summary[key] == pytest.approx(value, abs=1e-12), key
+    np.testing.assert_array_equal(result.per_item[["v2t_r1", "v2t_r2", "v2t_r3"]].to_numpy(), profiles)
+
+
+def test_bootstrap_statistics_equal_the_metrics_of_the_resampled_videos():
+    rng = np.random.default_rng(5)
+    num_videos = 15
+    layers = {name: rng.normal(size=(num_videos, num_videos)) + 1.5 * np.eye(num_videos)
+              for name in ("factual", "abstract", "intent")}
+    result = videomind_metrics(layers)
+    drawn = rng.integers(0, num_videos, num_videos)  # one resample of videos, with repeats
+    weights = np.bincount(drawn, minlength=num_videos)[None, :]
+    ranks = result.per_item
+    pooled = np.concatenate([ranks.loc[drawn, f"t2v_rank_{name}"].to_numpy() for name in layers])
+    profile = ranks.loc[drawn, ["v2t_r1", "v2t_r2", "v2t_r3"]].to_numpy()
+    expected = {"any2v_R@5": 100 * np.mean(pooled <= 5), "any2v_MeanR": pooled.mean(),
+                "t2v_intent_MeanR": ranks.loc[drawn, "t2v_rank_intent"].mean(),
+                "v2t_hit_any_R@1": 100 * np.mean(profile[:, 0] <= 1), "v2t_hit_all_R@10": 100 * np.mean(profile[:, 2] <= 10),
+                "v2t_LowestR": profile[:, 2].mean(), "v2t_AvgR": profile.mean()}
+    for key, value in expected.items():
+        assert result.statistics[key](weights)[0] == pytest.approx(value), key
+
+
+# --- from features to both tables -----------------------------------------------------------------------------
+
+
+def _features(num_videos=12, width=8, seed=0):
+    rng = np.random.default_rng(seed)
+    video = rng.normal(size=(num_videos, width))
+    layers = {name: video + noise * rng.normal(size=video.shape)
+              for name, noise in (("factual", 0.3), ("abstract", 1.0), ("intent", 3.0))}
+    return video, layers
+
+
+def test_tables_from_features_match_the_metrics_of_the_dot_products():
+    video, layers = _features()
+    tables = videomind_tables(video, layers, rng=np.random.default_rng(0), n_boot=200,
+                              video_ids=[f"v{i}" for i in range(12)])
+    direct = videomind_metrics({name: t @ video.T for name, t in layers.items()})
+    assert tables.result.summary == direct.summary
+    assert tables.result.per_item[ID_COLUMN].tolist()[:2] == ["v0", "v1"]
+    t2v = tables.text_to_video
+    assert t2v["query"].unique().tolist() == ["factual", "abstract", "intent", "any"]
+    assert len(t2v) == 16 and t2v["metric"].tolist()[:4] == ["R@1", "R@5", "R@10", "MeanR"]
+    v2t = tables.video_to_text
+    assert v2t["metric"].tolist() == ["R@1", "R@5", "R@10", "R@3", "R@5", "R@10", "TopR", "LowestR", "AvgR"]
+    assert v2t["group"].tolist()[:4] == ["hit_any", "hit_any", "hit_any", "hit_all"]
+    for table in (t2v, v2t):
+        assert table["estimate"].tolist() == [direct.summary[k] for k in table["key"]]
+        assert (table["low"] <= table["estimate"]).all() and (table["estimate"] <= table["high"]).all()
+        assert set(table["better"]) == {"higher", "lower"}
+    # the designed noise ordering shows: factual easiest, intent hardest
+    r1 = t2v.set_index(["query", "metric"])["estimate"]
+    assert r1["factual", "MeanR"] < r1["abstract", "MeanR"] < r1["intent", "MeanR"]
+    again = videomind_tables(video, layers, rng=np.random.default_rng(0), n_boot=200)
+    pd.testing.assert_frame_equal(again.video_to_text, v2t)
+
+
+def test_features_of_torch_and_numpy_agree_and_bad_shapes_are_named():
+    torch = pytest.importorskip("torch")
+    video, layers = _features()
+    from_torch = layer_similarities(torch.from_numpy(video), {k: torch.from_numpy(v) for k, v in layers.items()})
+    np.testing.assert_allclose(from_torch["intent"], layers["intent"] @ video.T, atol=1e-5)  # torch -> float32
+    with pytest.raises(MetricError, match=r"layer_features\['abstract'\] must have the video features' shape "
+                                          r"\(12, 8\)"):
+        layer_similarities(video, {"factual": layers["factual"], "abstract": layers["abstract"][:, :4]})
+    with pytest.raises(MetricError, match="no layer text features"):
+        layer_similarities(video, {})

@@ -17,6 +17,7 @@ default: the standard error of any bar's share is below 0.16 percentage points);
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,19 +33,11 @@ from vlstudy.data.filters import title_word_count
 from vlstudy.data.youku import REQUIRED_COLUMNS, check_ids, iter_csv_batches
 from vlstudy.plotting import use_cjk_font
 
-__all__ = [
-    "SUPER_CATEGORY_NOTE",
-    "category_share_within_super",
-    "duration_histogram",
-    "pairs_per_split",
-    "plot_figure3",
-    "plot_filter_report",
-    "plot_videos_per_category",
-    "pretrain_title_statistics",
-    "title_char_histogram",
-    "title_length_histogram",
-    "videos_per_category",
-]
+__all__ = ["videos_per_category", "duration_histogram", "title_length_histogram", "title_char_histogram",
+           "category_share_within_super", "pairs_per_split", "tags_6w_table", "videomind_text_statistics",
+           "pretrain_title_statistics",
+           "plot_videos_per_category", "plot_figure3", "plot_filter_report", "SUPER_CATEGORY_NOTE",
+           "StatisticsParams"]
 
 SUPER_CATEGORY_NOTE = "super-categories: this kit's grouping (the paper's is published only as an image)"
 
@@ -174,6 +167,55 @@ def pairs_per_split(splits: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFr
             raise ValueError(f"pairs_per_split: unknown task {task!r}")
         rows.append({"task": task, "split": split, "videos": len(df), "pairs": pairs, "has_ground_truth": pairs > 0})
     return pd.DataFrame(rows, columns=["task", "split", "videos", "pairs", "has_ground_truth"])
+
+
+TAGS_6W = ("who", "what", "when", "where", "why", "how")
+VIDEOMIND_LAYERS = ("factual", "abstract", "intent")
+
+
+def tags_6w_table(records: pd.DataFrame) -> pd.DataFrame:
+    """The 6W tags of a record table, one column per tag (VideoMind §3.2; the ``tags_6w`` JSON column parsed).
+
+    Returns:
+        Columns ``video_id`` and ``who``, ``what``, ``when``, ``where``, ``why``, ``how``; one row per record with
+        tags (records whose ``tags_6w`` is empty, e.g. real Youku-mPLUG data, are left out).
+
+    Raises:
+        ValueError: a cell that is not a JSON object, naming its video id.
+    """
+    rows = []
+    for video_id, cell in zip(records["video_id"], records["tags_6w"]):
+        if cell is None:
+            continue
+        try:
+            tags = json.loads(cell)
+        except json.JSONDecodeError:
+            tags = None
+        if not isinstance(tags, dict):
+            raise ValueError(f"tags_6w of video {video_id!r} is not a JSON object: {cell[:80]!r}")  # noqa: TRY004 -- bad data
+        rows.append({"video_id": video_id, **{key: tags.get(key) for key in TAGS_6W}})
+    return pd.DataFrame(rows, columns=["video_id", *TAGS_6W])
+
+
+def videomind_text_statistics(records: pd.DataFrame) -> pd.DataFrame:
+    """How much each VideoMind layer and 6W tag says: coverage, length and variety.
+
+    Returns:
+        One row per layer (factual, abstract, intent) and per 6W tag: ``field``, ``kind`` (``layer`` / ``tag``),
+        ``videos`` (records that have it), ``mean_chars`` (mean length in characters), ``distinct`` (distinct
+        values), ``top_value`` and ``top_share`` (the commonest value and its share of ``videos``).
+    """
+    columns = {layer: records[layer].dropna() for layer in VIDEOMIND_LAYERS}
+    tags = tags_6w_table(records)
+    columns.update({key: tags[key].dropna() for key in TAGS_6W})
+    rows = []
+    for name, values in columns.items():
+        counts = values.value_counts()
+        rows.append({"field": name, "kind": "layer" if name in VIDEOMIND_LAYERS else "tag", "videos": len(values),
+                     "mean_chars": float(values.str.len().mean()) if len(values) else np.nan,
+                     "distinct": len(counts), "top_value": counts.index[0] if len(counts) else None,
+                     "top_share": counts.iloc[0] / len(values) if len(values) else np.nan})
+    return pd.DataFrame(rows)
 
 
 def pretrain_title_statistics(csv_path, rng: np.random.Generator,

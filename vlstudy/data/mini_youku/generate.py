@@ -12,7 +12,9 @@ captioning_{split}.csv           ``video_id:FILE,golden_caption`` (train: one ca
                                  holding a list of references; test: empty)
 retrieval_{split}.csv            ``clip_name:FILE,caption`` (test: empty)
 ground_truth.csv                 one row per video: task, split, source, label, duration, the injected
-                                 defect and what each video shows (the generator's truth; see below)
+                                 defect and what each video shows (the generator's truth; see below), its
+                                 VideoMind layers ``factual``, ``abstract``, ``intent`` and 6W tags
+                                 ``tags_6w`` (JSON; designed evidence: ``text.py``), description, subtitles
 text_corpus.txt                  web-like Chinese text for the text-LM stage, one text per line, pages
                                  separated by an empty line: the stand-in for what an off-the-shelf LM has
                                  read (it describes no video of the set)
@@ -253,8 +255,7 @@ def _unique_title(make, seen: set[str], rng: np.random.Generator) -> str:
 
 
 def _attach_layers(item: Item, rng: np.random.Generator) -> Item:
-    item.extras.update(T.videomind_layers(item.cues, rng))
-    item.extras["tags_6w"] = T.tags_6w(item.cues)
+    item.extras.update(T.videomind_layers(item.cues, rng))  # factual, abstract, intent, tags_6w
     item.extras["description"] = T.description(item.cues, rng)
     item.extras["subtitles"] = T.subtitles(item.cues, rng)
     return item

@@ -10,8 +10,40 @@ with an explicit ``numpy.random.Generator``:
   the place, who is in it) besides wording and keywords; this is what pre-training learns from.
 * **captions** describe subject, action, object and background (>= 15 CJK characters); val/test items get
   several paraphrases as references.
-* VideoMind layers: factual (what is seen), abstract (what it is about), intent ("[主体]通过[动作]旨在[意图]"),
-  and 6W tags (who/what/when/where/why/how); Panda-70M style description and subtitles.
+* **VideoMind layers** (Yang et al. 2025, §3.1) and **6W tags** (§3.2), below; Panda-70M style description and
+  subtitles.
+
+VideoMind layers: designed evidence. What a mini-Youku video *shows* is its scene (or a neutral grey room), one
+moving object (the class's colour + shape + motion, or a grey distractor with a random shape and motion) and
+its brightness (night or day); the class is visible only through these (scene: 3 classes, object: 1), and the
+subject, activity, topic and intent of a text are the class's (``world._SEMANTICS``). Each layer carries:
+
+=========  ===============================================  ==================================================
+layer      text                                             evidence it carries
+=========  ===============================================  ==================================================
+factual    ``[夜晚，]{where}，{subject}在{activity}，一个``      class; place (scene shown or not); object colour +
+           ``{object}{motion}。``                             shape (or the distractor's); motion; time of day
+abstract   ``这是一段关于{topic}的视频。`` (half), or the       class; the place in half of the videos; no object,
+           place named: ``这是一段在{where}拍摄的{topic}``     no motion, no time of day
+           ``视频。`` / ``视频围绕{topic}展开，地点在{where}。``
+intent     ``[主体]通过[动作]旨在[意图]。``, told by the         protagonist (1/2) or uploader with the class's
+           protagonist (role B, 1/2: ``{subject}通过``        purpose (1/4): the class only; uploader with the
+           ``{activity}旨在{class intent}``) or the uploader  group's purpose (1/4): only the format group (15
+           (role A: ``视频作者通过分享这段视频旨在…``) stating    classes, not visible: inferable from the class, a
+           the class's intent (1/2) or its format group's     title cue otherwise); never place, object, motion
+           generic purpose (1/2)                              or time of day
+=========  ===============================================  ==================================================
+
+So each layer's text is consistent with fewer and fewer videos: a factual text with the few videos of its class
+shown the same way, an abstract one with every video of its class, an intent one with every video of its class
+or, a quarter of the time, of its format group (a third of all videos). Retrieval from the intent layer is
+therefore designed to be the hardest and from the factual layer the easiest, in both directions (the paper's
+Tables 2-3 ordering): a perfect video recogniser still ties among the videos a text cannot tell apart.
+
+6W tags, one JSON object per video (keys sorted): who = the class's subject, what = its topic (the event, as
+the abstract names it), when = 白天 / 夜晚, where = the place phrase, why = the purpose the intent layer states,
+how = the class's activity (the intent's [动作] for the protagonist). The paper reads subject, action and intent
+off the intent layer and place, time and event off the abstract layer; here they come from the same draws.
 """
 
 from __future__ import annotations
@@ -24,8 +56,9 @@ import numpy as np
 from vlstudy.data.mini_youku.world import CLASSES, COLOURS, DISTRACTOR_COLOUR, GROUPS, MOTIONS, SCENES, SHAPES
 from vlstudy.data.prompts import MATCH_ANSWERS, classification_prompt, match_prompt
 
-__all__ = ["Cues", "corpus_lines", "benchmark_title", "pool_title", "caption", "references", "videomind_layers", "tags_6w",
-           "description", "subtitles", "ad_title", "meaningless_title", "short_title", "long_title", "where"]
+__all__ = ["Cues", "Intent", "corpus_lines", "benchmark_title", "pool_title", "caption", "references", "draw_intent",
+           "videomind_layers", "tags_6w", "description", "subtitles", "ad_title", "meaningless_title", "short_title",
+           "long_title", "where", "P_ABSTRACT_PLACE", "P_UPLOADER", "P_GROUP_PURPOSE"]
 
 
 @dataclass(frozen=True)
@@ -148,25 +181,79 @@ def references(cues: Cues, rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-def videomind_layers(cues: Cues, rng: np.random.Generator) -> dict[str, str]:
-    """VideoMind's three layers: factual (what is seen), abstract (what it is about), intent (why)."""
+P_ABSTRACT_PLACE = 0.5  # an abstract names the place
+P_UPLOADER = 0.5  # an intent is the uploader's (role A) rather than the protagonist's (role B)
+P_GROUP_PURPOSE = 0.5  # an uploader states the format group's generic purpose rather than the class's intent
+_ABSTRACT_WITH_PLACE = ("这是一段在{where}拍摄的{topic}视频。", "视频围绕{topic}展开，地点在{where}。")
+_UPLOADERS = ("视频作者", "上传者", "发布者")
+_SHARING = ("发布这段视频", "分享这段视频", "上传这段视频")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The intent layer's slots, "[主体]通过[动作]旨在[意图]" (VideoMind §3.1, step 2).
+
+    Attributes:
+        role: ``"protagonist"`` (the paper's role B: the subject in the video) or ``"uploader"`` (role A).
+        subject, action, purpose: the three slots.
+    """
+
+    role: str
+    subject: str
+    action: str
+    purpose: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.subject}通过{self.action}旨在{self.purpose}。"
+
+
+def draw_intent(cues: Cues, rng: np.random.Generator) -> Intent:
+    """The intent of one video: the protagonist's, or the uploader's with the class's or the group's purpose."""
     d = cues.design
-    factual = f"{where(cues)}，{d.subject}在{d.activity}，一个{cues.object_words}{_pick(rng, MOTIONS[cues.motion])}。"
-    abstract = f"这是一段关于{d.topic}的视频。"
-    intent = f"{d.subject}通过{d.activity}旨在{d.intent}。"
-    return {"factual": factual, "abstract": abstract, "intent": intent}
+    if rng.random() >= P_UPLOADER:
+        return Intent("protagonist", d.subject, d.activity, d.intent)
+    purpose = _pick(rng, GROUPS[d.group]["purpose"]) if rng.random() < P_GROUP_PURPOSE else d.intent
+    return Intent("uploader", _pick(rng, _UPLOADERS), _pick(rng, _SHARING), purpose)
 
 
-def tags_6w(cues: Cues) -> str:
-    """6W tags (who, what, when, where, why, how) as a JSON object string."""
+def videomind_layers(cues: Cues, rng: np.random.Generator) -> dict[str, str]:
+    """VideoMind's three layers and the 6W tags of one video (evidence per layer: the module docstring).
+
+    Draws one number from `rng` (the factual layer's motion phrase); every other draw comes from a child
+    generator (``rng.spawn``), which leaves `rng`'s stream, and so every text drawn after the layers, as it was.
+
+    Returns:
+        ``factual``, ``abstract``, ``intent`` (texts) and ``tags_6w`` (JSON object string, see :func:`tags_6w`).
+    """
+    d = cues.design
+    motion = _pick(rng, MOTIONS[cues.motion])
+    own = rng.spawn(1)[0]
+    doing = d.activity if d.activity.startswith("在") else f"在{d.activity}"  # not 在在地里干农活
+    factual = f"{'夜晚，' if cues.night else ''}{where(cues)}，{d.subject}{doing}，一个{cues.object_words}{motion}。"
+    if own.random() < P_ABSTRACT_PLACE:
+        abstract = _pick(own, _ABSTRACT_WITH_PLACE).format(where=where(cues), topic=d.topic)
+    else:
+        abstract = f"这是一段关于{d.topic}的视频。"
+    intent = draw_intent(cues, own)
+    return {"factual": factual, "abstract": abstract, "intent": intent.text, "tags_6w": tags_6w(cues, intent)}
+
+
+def tags_6w(cues: Cues, intent: Intent) -> str:
+    """6W tags (who, what, when, where, why, how) as a JSON object string (keys sorted, Chinese unescaped).
+
+    Args:
+        cues: the video's cues.
+        intent: the video's intent layer (its purpose is the ``why``).
+    """
     d = cues.design
     tags = {
         "who": d.subject,
-        "what": f"{d.activity}，{cues.object_words}",
+        "what": d.topic,
         "when": "夜晚" if cues.night else "白天",
         "where": where(cues),
-        "why": d.intent,
-        "how": MOTIONS[cues.motion][0],
+        "why": intent.purpose,
+        "how": d.activity,
     }
     return json.dumps(tags, ensure_ascii=False, sort_keys=True)
 

@@ -100,10 +100,14 @@ SCENES: tuple[Scene, ...] = tuple(
 NEUTRAL_SCENE = Scene("室内", "flat", (128, 128, 128), (118, 118, 118), period=16.0)
 
 # Format groups: the title wording that reveals the group (15 classes each).
+# "purpose": the group's generic intent, which an uploader-side VideoMind intent may state instead of the class's.
 GROUPS: tuple[dict[str, tuple[str, ...]], ...] = (
-    {"name": ("教程",), "phrases": ("手把手教你", "一看就会的教程", "新手入门教学", "超实用的技巧分享", "详细讲解步骤", "干货攻略来了")},
-    {"name": ("搞笑",), "phrases": ("笑到肚子疼", "太逗了哈哈", "爆笑名场面", "沙雕又欢乐", "全程高能笑点", "网友笑疯了")},
-    {"name": ("记录",), "phrases": ("记录一下今天", "真实的日常vlog", "现场实拍画面", "随手记录的瞬间", "一起来看看现场", "分享我的一天")},
+    {"name": ("教程",), "phrases": ("手把手教你", "一看就会的教程", "新手入门教学", "超实用的技巧分享", "详细讲解步骤", "干货攻略来了"),
+     "purpose": ("教会观众一项实用的本领",)},
+    {"name": ("搞笑",), "phrases": ("笑到肚子疼", "太逗了哈哈", "爆笑名场面", "沙雕又欢乐", "全程高能笑点", "网友笑疯了"),
+     "purpose": ("让观众放松一下",)},
+    {"name": ("记录",), "phrases": ("记录一下今天", "真实的日常vlog", "现场实拍画面", "随手记录的瞬间", "一起来看看现场", "分享我的一天"),
+     "purpose": ("留住值得纪念的瞬间",)},
 )
 
 COLOURS: dict[str, tuple[str, tuple[int, int, int]]] = {
