@@ -39,8 +39,16 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from vlstudy.data.mini_youku import text as T
-from vlstudy.data.mini_youku.world import (CLASSES, COLOURS, DISTRACTOR_COLOUR, GROUPS, MOTIONS, SCENE_TEXTS, SCENES,
-                                          SHAPES)
+from vlstudy.data.mini_youku.world import (
+    CLASSES,
+    COLOURS,
+    DISTRACTOR_COLOUR,
+    GROUPS,
+    MOTIONS,
+    SCENE_TEXTS,
+    SCENES,
+    SHAPES,
+)
 from vlstudy.humaneval.instructions import Fact, GroundedItem
 
 __all__ = ["RUBRIC_PANEL", "STATUSES", "Term", "Check", "RubricResult", "LEXICON", "normalise", "mentions",
