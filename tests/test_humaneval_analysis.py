@@ -37,14 +37,15 @@ def answered(planned_videos):
     """Grounded items on val videos, answered by three responders of known quality, and the rubric's grades.
 
     ``reference`` gives the reference answers (all A), ``caption`` the video's own caption (A on describing
-    aspects, D on category and scene text), ``other`` the caption of the next video (mostly C).
+    aspects, C on intent, D on category and scene text), ``other`` the caption of the next val video (mostly C).
     """
     captions = {it.video_id: it.captions[0] for it in planned_videos.items}
     val = [t for t, it in zip(planned_videos.truths, planned_videos.items) if it.split == "val"]
+    order = {t.video_id: k for k, t in enumerate(val)}
     items = sample_grounded_items(val, ProtocolConfig(n_videos=80, n_instructions=120), np.random.default_rng(0))
     responses = {"reference": [it.reference for it in items],
                  "caption": [captions[it.video_id] for it in items],
-                 "other": [captions[items[(k + 1) % len(items)].video_id] for k in range(len(items))]}
+                 "other": [captions[val[(order[it.video_id] + 1) % len(val)].video_id] for it in items]}
     return items, responses, grade_responses(items, responses)
 
 

@@ -54,19 +54,22 @@ def test_truth_of_one_video_in_the_worlds_words():
     assert hidden.facts(("place", "scene_text")) == (Fact("place", "室内"),)
 
 
-def test_truth_errors_name_the_column_or_row(planned_videos):
+def test_truth_errors_name_the_column_or_row(planned_videos, tmp_path):
     with pytest.raises(KeyError, match=r"^\"ground truth: missing column\(s\) \['motion'\]\"$"):
         read_truth(planned_videos.table.drop(columns="motion"))
     with pytest.raises(KeyError, match=r"missing column\(s\) \['task'\]"):
         read_truth(planned_videos.table.drop(columns="task"), task="captioning")
     bad = planned_videos.table.copy()
     bad.loc[3, "label"] = 45
-    with pytest.raises(ValueError, match=r"^ground truth row 3: label 45 is not a class index 0\.\.44$"):
+    with pytest.raises(ValueError, match=r"^ground truth index 3: label 45 is not a class index 0\.\.44$"):
         read_truth(bad)
     bad = planned_videos.table.copy()
     bad.loc[5, "motion"] = "spin"
-    with pytest.raises(ValueError, match=r"^ground truth row 5: unknown shape '\w+' or motion 'spin'$"):
+    with pytest.raises(ValueError, match=r"^ground truth index 5: unknown shape '\w+' or motion 'spin'$"):
         read_truth(bad)
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match=r"bad\.csv row 7: unknown shape '\w+' or motion 'spin'$"):  # header: row 1
+        read_truth(tmp_path / "bad.csv")
 
 
 def test_each_aspect_asks_its_facts_and_the_rest_are_known(planned_videos):

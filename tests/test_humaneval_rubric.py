@@ -73,10 +73,13 @@ def test_overall_answers_of_known_grade(answer, grade):
     (SINGER, "scene_text", "画面中出现了文字“独家”。", "C"),
     (SINGER, "scene_text", "画面中没有文字。", "C"),
     (SINGER, "scene_text", COOK_CAPTION, "D"),                    # another video's caption: irrelevant here
-    (SINGER, "action", "一位歌手。", "B"),
+    (SINGER, "action", "一位歌手。", "C"),                          # what is done: the key fact, left out
+    (SINGER, "action", "在深情演唱。", "B"),                         # who is doing it: a minor omission
     (SINGER, "action", "歌手在深情演唱", "A"),                      # the subject without its quantifier
     (SINGER, "intent", "一位歌手通过深情演唱旨在宣传新歌。", "C"),     # MV's intent
     (SINGER, "intent", "一位歌手通过深情演唱旨在展示自己的歌声。", "A"),
+    (SINGER, "intent", "通过深情演唱旨在展示自己的歌声。", "B"),
+    (SINGER, "intent", SINGER_CAPTION, "C"),                     # a caption says what, not why
     (DANCERS, "scene", "一群阿姨在跳广场舞。", "D"),                 # 广场 inside 跳广场舞 is not a place
     (DANCERS, "scene", "她们在广场上。", "A"),
     (DANCERS, "scene", "在户外。", "B"),                           # vague, not wrong

@@ -25,6 +25,9 @@ category       category
 intent         subject, activity, intent
 =============  ===================================================
 
+The *key* fact of an aspect (:data:`KEY_SLOTS`: activity for action, intent for intent) is what the question is
+about: leaving it out is a significant error for the rubric, not a minor omission.
+
 Every aspect has two disjoint template sets: ``eval`` (the rating package: :func:`sample_grounded_items`) and
 ``train`` (the instruction-tuning pairs: :func:`instruction_pairs`), so the evaluation stays zero-shot in its
 wording, as the paper's instructions were not among its models' training instructions.
@@ -45,7 +48,7 @@ from vlstudy.data.mini_youku import text as T
 from vlstudy.data.mini_youku.world import CLASSES, COLOURS, DISTRACTOR_COLOUR, MOTIONS, SHAPES
 from vlstudy.humaneval.protocol import EvalItem, ProtocolConfig, draw_videos
 
-__all__ = ["SLOTS", "GROUNDED_ASPECTS", "ASPECT_SLOTS", "TRUTH_COLUMNS", "Fact", "VideoTruth", "GroundedItem",
+__all__ = ["SLOTS", "GROUNDED_ASPECTS", "ASPECT_SLOTS", "KEY_SLOTS", "TRUTH_COLUMNS", "Fact", "VideoTruth", "GroundedItem",
            "InstructionPair", "InstructionPairsConfig", "read_truth", "templates", "applicable_aspects",
            "reference_answer", "ground", "sample_grounded_items", "instruction_pairs"]
 
@@ -69,6 +72,10 @@ ASPECT_SLOTS: dict[str, tuple[str, ...]] = {
     "intent": ("subject", "activity", "intent"),
 }
 """The facts each aspect asks for: the checklist of a correct answer."""
+
+KEY_SLOTS: dict[str, str] = {"action": "activity", "intent": "intent"}
+"""The fact an answer of the aspect cannot leave out without a significant error (what is done; why); aspects
+not listed weigh their facts alike (one fact alone is trivially the key)."""
 
 TRUTH_COLUMNS: tuple[str, ...] = ("video_id", "label", "scene_shown", "object_shown", "shape", "motion", "scene_text")
 """The ground-truth table columns :func:`read_truth` needs."""
@@ -226,10 +233,11 @@ def read_truth(table: pd.DataFrame | str | Path, task: str | None = None,
 
     Raises:
         KeyError: a column of :data:`TRUTH_COLUMNS` is missing. ValueError: a row with an unknown label, shape or
-        motion, or a flag that is not True/False (named by its row).
+        motion, or a flag that is not True/False (named by its CSV row, header = row 1, or its table index).
     """
-    source = str(table) if not isinstance(table, pd.DataFrame) else "ground truth"
-    df = table if isinstance(table, pd.DataFrame) else pd.read_csv(table, dtype={"video_id": str})
+    from_file = not isinstance(table, pd.DataFrame)
+    source = str(table) if from_file else "ground truth"
+    df = pd.read_csv(table, dtype={"video_id": str}) if from_file else table
     missing = [c for c in TRUTH_COLUMNS + tuple(c for c, v in (("task", task), ("split", split)) if v)
                if c not in df.columns]
     if missing:
@@ -240,7 +248,7 @@ def read_truth(table: pd.DataFrame | str | Path, task: str | None = None,
         df = df[df["split"] == split]
     out = []
     for row_number, row in zip(df.index, df.itertuples(index=False)):
-        where = f"{source} row {row_number}"
+        where = f"{source} row {row_number + 2}" if from_file else f"{source} index {row_number}"
         if not (isinstance(row.label, (int, np.integer)) and 0 <= row.label < len(CLASSES)):
             raise ValueError(f"{where}: label {row.label!r} is not a class index 0..{len(CLASSES) - 1}")
         if row.shape not in SHAPES or row.motion not in MOTIONS:
@@ -328,8 +336,9 @@ def instruction_pairs(truths: Sequence[VideoTruth], config: InstructionPairsConf
     pairs = []
     for truth in truths:
         options = applicable_aspects(truth, config.aspects)
-        k = min(config.per_video, len(options))
-        for index in sorted(rng.choice(len(options), size=k, replace=False)) if k else []:
+        if not options:
+            continue
+        for index in sorted(rng.choice(len(options), size=min(config.per_video, len(options)), replace=False)):
             aspect = options[int(index)]
             pairs.append(InstructionPair(truth.video_id, aspect, _pick(templates(aspect, "train"), rng),
                                          reference_answer(truth, aspect, rng)))

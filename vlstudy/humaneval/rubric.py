@@ -8,8 +8,9 @@ invalid. Here they are decided from the instruction's checklist (:class:`~vlstud
    vague or wrong (it does not respond to the instruction: e.g. a caption given to "what does the text say?").
 2. **C** when any stated fact is wrong ("contradicted"): an asked one, or one the answer states unasked (the
    item's ``known`` facts: a wrong subject in an answer about the object is still an error).
-3. **C** when two or more asked facts are not stated (missing or vague); **B** when exactly one is; **A** when
-   every asked fact is matched.
+3. **C** when two or more asked facts are not stated (missing or vague), or the aspect's key fact is not
+   (:data:`~vlstudy.humaneval.instructions.KEY_SLOTS`: the activity when asked what is done, the intent when asked
+   why); **B** when exactly one other fact is not stated; **A** when every asked fact is matched.
 
 When is a fact *stated*, and *right*? The answer is normalised (NFKC, lower case, whitespace removed) and cut
 into mentions by leftmost-longest matching against one lexicon of the world's wordings
@@ -49,7 +50,7 @@ from vlstudy.data.mini_youku.world import (
     SCENES,
     SHAPES,
 )
-from vlstudy.humaneval.instructions import Fact, GroundedItem
+from vlstudy.humaneval.instructions import KEY_SLOTS, Fact, GroundedItem
 
 __all__ = ["RUBRIC_PANEL", "STATUSES", "Term", "Check", "RubricResult", "LEXICON", "normalise", "mentions",
            "grade_answer", "grade_responses", "as_ratings"]
@@ -150,7 +151,9 @@ def _build() -> dict[str, tuple[Term, ...]]:
         add("scene_text", [text], text)
     add("scene_text", _NO_TEXT, None)
 
-    values = {slot: set().union(*(v for (_, s), v in named.items() if s == slot)) for _, slot in named}
+    values: dict[str, set[str]] = {}  # slot → every value the lexicon names
+    for (_, slot), vals in named.items():
+        values.setdefault(slot, set()).update(vals)
     places = {name: _place(i) for i, name in enumerate(s.name for s in SCENES)}
     vague = {("室内", "place"): {places[n] for n in places if n not in _OUTDOOR},
              ("室外", "place"): {places[n] for n in places if n not in _INDOOR}}
@@ -210,7 +213,8 @@ def grade_answer(item: GroundedItem, answer: str) -> RubricResult:
     if wrong:
         return RubricResult("C", checks, f"C: contradicted {_describe(wrong)}")
     if missing:
-        grade = "C" if len(missing) >= 2 else "B"
+        key = KEY_SLOTS.get(item.aspect)
+        grade = "C" if len(missing) >= 2 or any(c.slot == key and c.status != "matched" for c in asked) else "B"
         return RubricResult(grade, checks, f"{grade}: {len(missing)} of {len(asked)} asked facts not stated "
                                            f"({', '.join(missing)})")
     return RubricResult("A", checks, f"A: all {len(asked)} asked facts stated, none contradicted")
