@@ -5,7 +5,9 @@ about a video — describe it (Fig. 6, "这个视频片段讲了什么?"), read 
 (Fig. 8) — and raters grade the answers A–D. On mini-Youku every video's content is known
 (:mod:`vlstudy.data.mini_youku.generate`, ``ground_truth.csv``), so each instruction here carries its checklist:
 the facts (:class:`Fact`) a correct answer must state, plus a reference answer that states them. The rubric
-(:mod:`vlstudy.humaneval.rubric`) grades an answer against that checklist.
+(:mod:`vlstudy.humaneval.rubric`) grades an answer against that checklist. The official repository
+(X-PLUG/Youku-mPLUG) releases neither the paper's 65 instructions nor its grading, so the templates here are
+written after the figures' questions.
 
 The truth of a video (:class:`VideoTruth`) is read from the generator's ground-truth table (columns ``label``,
 ``scene_shown``, ``object_shown``, ``shape``, ``motion``, ``scene_text``) and the fixed world
@@ -151,6 +153,7 @@ class VideoTruth:
 
     @classmethod
     def from_cues(cls, video_id: str, cues: T.Cues, scene_text: str | None) -> VideoTruth:
+        """The truth of a video from the cues the generator drew for it and the scene text it rendered."""
         d = cues.design
         colour = COLOURS[d.look.colour][0] if cues.object_shown else DISTRACTOR_COLOUR[0]
         return cls(video_id, CLASS_NAMES[cues.label], d.subject, d.activity, colour, SHAPES[cues.shape],
@@ -176,6 +179,7 @@ class GroundedItem(EvalItem):
     reference: str = ""
 
     def to_dict(self) -> dict:
+        """Plain JSON-ready values (e.g. to keep the items with their checklists beside the package)."""
         return asdict(self)
 
     @classmethod
