@@ -106,3 +106,36 @@ def video_records(video_files):
              ("corrupt", video_files.corrupt), ("missing", video_files.missing)]
     return records_to_frame([Record(video_id=name, video_path=os.fspath(path), title=f"标题{name}", label=i,
                                     captions=[f"字幕{name}"]) for i, (name, path) in enumerate(names)])
+
+
+# ================================================================================================================
+# Human evaluation: mini-Youku videos planned (not rendered), with their truth
+# ================================================================================================================
+
+
+@dataclass(frozen=True)
+class PlannedVideos:
+    """Captioning videos of a small mini-Youku plan (texts and cues, no files) and their truth.
+
+    Attributes:
+        items: the generator's ``Item`` of every video (captions, VideoMind layers, cues), train then val.
+        truths: ``VideoTruth`` of each item, in the same order.
+        table: the generator's ground-truth table of these videos (as ``ground_truth.csv`` holds it).
+    """
+
+    items: list
+    truths: list
+    table: object
+
+
+@pytest.fixture(scope="session")
+def planned_videos() -> PlannedVideos:
+    from vlstudy.data.mini_youku.generate import MiniYoukuConfig, SplitCounts, _ground_truth, plan
+    from vlstudy.humaneval.instructions import read_truth
+
+    config = MiniYoukuConfig(pool_videos=0, classification_per_class=SplitCounts(0, 0, 0),
+                             captioning=SplitCounts(120, 180, 0), retrieval=SplitCounts(0, 0, 0))
+    items = plan(config)
+    # The generator's own table builder, with frame counts from the specs instead of rendered files.
+    table = _ground_truth(items, {it.video_id: it.spec.n_frames for it in items}, config.fps)
+    return PlannedVideos(items, read_truth(table), table)

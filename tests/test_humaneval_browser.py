@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vlstudy.humaneval.protocol import ProtocolConfig, VideoItem, read_key, sample_items, write_package
+from vlstudy.humaneval.protocol import EvalItem, ProtocolConfig, VideoItem, read_key, sample_items, write_package
 from vlstudy.humaneval.ratings import read_ratings
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -114,3 +114,25 @@ def test_rating_round_trip_keyboard_reload_export_import(driver, tmp_path):
     assignment = read_key(key_path)["assignment"]
     assert all(r.model == assignment[r.item_id][r.slot] for r in ratings.itertuples())
     assert set(ratings.loc[ratings["model"] == "m3", "item_id"]) == {it.item_id for it in items}
+
+
+def test_markup_in_instructions_and_answers_is_shown_as_text_and_never_run(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    planted = ['<img src=x onerror="window.pwned = 1">', "<script>window.pwned = 2</script>",
+               '</script><svg onload="window.pwned = 3">']
+    items = [EvalItem("q001", "v0", "overall", f"{planted[0]}描述这个视频。{planted[1]}")]
+    responses = {"m1": [planted[0]], "m2": [planted[1]], "m3": [planted[2]]}
+    package_dir, key_path = tmp_path / "package", tmp_path / "key.json"
+    write_package(package_dir, key_path, items, [VideoItem("v0", np.zeros((1, 8, 8, 3), np.uint8))], responses,
+                  np.random.default_rng(0))
+
+    driver.get((package_dir / "rating.html").as_uri())
+    driver.find_element(By.ID, "rater").send_keys(RATER, Keys.ENTER)
+    time.sleep(0.5)  # a broken image's onerror would have fired by now
+    assert driver.find_element(By.ID, "instruction").text == items[0].instruction
+    shown = driver.execute_script("return [...document.querySelectorAll('.response p')].map(p => p.textContent);")
+    assert sorted(shown) == sorted(planted)
+    assert driver.execute_script("return document.querySelectorAll('#instruction *, .response p *').length;") == 0
+    assert driver.execute_script("return window.pwned === undefined;")

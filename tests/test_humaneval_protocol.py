@@ -158,17 +158,20 @@ def test_key_inside_the_package_is_refused(tmp_path):
                       np.random.default_rng(0))
 
 
-def test_page_is_offline_and_cannot_be_broken_by_a_response():
+def test_page_is_offline_and_cannot_be_broken_by_a_response_or_an_instruction():
     hostile = '</script><script>alert("x")</script> <!-- __SCRIPT__'
-    manifest = {"package_id": "abc", "slots": ["A"], "grades": {"A": "a"},
-                "items": [{"item_id": "q001", "video_id": "v", "aspect": "overall", "instruction": "?",
-                           "frames": ["f.jpg"], "responses": {"A": hostile}}]}
+    image = '<img src=x onerror="alert(1)">'
+    manifest = {"package_id": "<b>abc</b>", "slots": ["A", "B"], "grades": {"A": "a"},
+                "items": [{"item_id": "q001", "video_id": "v", "aspect": "overall", "instruction": f"{image}{hostile}",
+                           "frames": ["f.jpg"], "responses": {"A": hostile, "B": image}}]}
     page = render_page(manifest, {"f.jpg": b"\xff\xd8jpeg"})
     assert page.count("<script") == 4 and page.count("</script>") == 4
+    assert "<img" not in page and "<b>" not in page and "<title>视频指令评测 · &lt;b&gt;abc&lt;/b&gt;</title>" in page
     assert "http://" not in page and "https://" not in page
     assert "data:image/jpeg;base64,/9hqcGVn" in page
     data = re.search(r'<script type="application/json" id="package">(.*?)</script>', page, re.S).group(1)
-    assert json.loads(data)["items"][0]["responses"]["A"] == hostile
+    item = json.loads(data)["items"][0]
+    assert (item["instruction"], item["responses"]) == (f"{image}{hostile}", {"A": hostile, "B": image})
     with pytest.raises(KeyError, match="frame 'f.jpg' named in the manifest was not given"):
         render_page(manifest, {})
 

@@ -4,9 +4,14 @@ One module per step:
 
 - :mod:`~vlstudy.humaneval.protocol`: sample videos and Chinese instructions, collect responses, write a blinded
   rating package (``items.json``, ``frames/``, ``rating.html``) and its key (kept apart).
+- :mod:`~vlstudy.humaneval.instructions`: instructions grounded in mini-Youku's truth, each with the facts a
+  correct answer states and a reference answer; instruction-tuning pairs from the training split's truth.
+- :mod:`~vlstudy.humaneval.rubric`: the deterministic A–D grader of an answer against its instruction's facts.
 - :mod:`~vlstudy.humaneval.page`: the self-contained offline rating page.
 - :mod:`~vlstudy.humaneval.ratings`: import and validate the ratings CSV the page exports; de-blind it.
-- :mod:`~vlstudy.humaneval.simulate`: a *simulated* rater panel with known truth (the embedded default).
-- :mod:`~vlstudy.humaneval.analysis`: grade shares, mean scores with bootstrap intervals, paired tests,
-  inter-rater agreement, preference ratios and the correlation with automatic metrics.
+- :mod:`~vlstudy.humaneval.simulate`: a *simulated* rater panel around the rubric's grades (the embedded default).
+- :mod:`~vlstudy.humaneval.scores`: grade shares, mean scores with bootstrap intervals, paired tests, ordered
+  claims (HOLDS / FAILS), preference ratios.
+- :mod:`~vlstudy.humaneval.agreement`: inter-rater agreement, rubric-vs-rater agreement, metric correlations.
+- :mod:`~vlstudy.humaneval.analysis`: the stage's config, the panel to analyse, every result in one report.
 """

@@ -10,8 +10,8 @@ response as the best; ``↑``/``↓`` (or Tab) move between responses; ``←``/`
 Ratings live in the browser's ``localStorage`` under ``vlstudy-rating:<package_id>:rater:<name>``, so a reload
 (or a crash) loses nothing and the last rater is signed in again. "导出" downloads ``ratings.csv`` with the
 columns of :data:`RATINGS_COLUMNS`: one row per response that was graded or picked best; ``best`` is 1 or 0 and
-``timestamp`` is the ISO-8601 time of the row's last change. Model text is inserted with ``textContent`` only,
-so a response cannot inject markup. Hand-written because no library renders a keyboard rating form offline in
+``timestamp`` is the ISO-8601 time of the row's last change. Instructions and model answers are inserted with
+``textContent`` only, and every ``<`` in the inlined JSON is escaped, so neither can inject markup or script. Hand-written because no library renders a keyboard rating form offline in
 one file; the script is kept to plain DOM calls.
 """
 

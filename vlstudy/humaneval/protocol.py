@@ -43,7 +43,7 @@ from vlstudy.io import write_json
 
 __all__ = [
     "GRADES", "GRADE_LABELS", "GRADE_DEFINITIONS", "ASPECTS", "INSTRUCTIONS", "Instruction", "VideoItem", "EvalItem",
-    "ProtocolConfig", "Responder", "sample_items", "generate_responses", "assign_slots", "build_manifest",
+    "ProtocolConfig", "Responder", "draw_videos", "sample_items", "generate_responses", "assign_slots", "build_manifest",
     "write_package", "read_manifest", "read_key",
 ]
 
@@ -171,6 +171,23 @@ Responder = Callable[[list[VideoItem], list[str]], list[str]]
 """A model under evaluation: videos and one instruction per video → one response text per video."""
 
 
+def draw_videos(video_ids: Sequence[str], config: ProtocolConfig,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1 and 2 of the sampling rule: ``(chosen, counts)``, the drawn indices into `video_ids` (increasing)
+    and each one's number of instructions. Raises ValueError on a pool below ``n_videos`` or a duplicated id."""
+    ids = list(video_ids)
+    dup = [v for v, c in Counter(ids).items() if c > 1]
+    if dup:
+        raise ValueError(f"video pool: duplicated video_id {dup[0]!r}")
+    m, n = config.n_videos, config.n_instructions
+    if len(ids) < m:
+        raise ValueError(f"video pool has {len(ids)} videos, fewer than n_videos={m}")
+    chosen = np.sort(rng.choice(len(ids), size=m, replace=False))
+    counts = np.full(m, n // m)
+    counts[rng.choice(m, size=n % m, replace=False)] += 1
+    return chosen, counts
+
+
 def sample_items(video_ids: Sequence[str], config: ProtocolConfig, rng: np.random.Generator,
                  bank: Sequence[Instruction] = INSTRUCTIONS) -> list[EvalItem]:
     """Draw ``config.n_instructions`` items over ``config.n_videos`` videos by the rule in the module docstring.
@@ -188,16 +205,8 @@ def sample_items(video_ids: Sequence[str], config: ProtocolConfig, rng: np.rando
         ValueError: on a pool smaller than ``n_videos``, a duplicated id, or an aspect with too few templates.
     """
     ids = list(video_ids)
-    dup = [v for v, c in Counter(ids).items() if c > 1]
-    if dup:
-        raise ValueError(f"video pool: duplicated video_id {dup[0]!r}")
-    m, n = config.n_videos, config.n_instructions
-    if len(ids) < m:
-        raise ValueError(f"video pool has {len(ids)} videos, fewer than n_videos={m}")
-    chosen = np.sort(rng.choice(len(ids), size=m, replace=False))
-    counts = np.full(m, n // m)
-    counts[rng.choice(m, size=n % m, replace=False)] += 1
-
+    chosen, counts = draw_videos(ids, config, rng)
+    n = config.n_instructions
     by_aspect: dict[str, list[str]] = {}
     for ins in bank:
         by_aspect.setdefault(ins.aspect, []).append(ins.text)

@@ -1,26 +1,26 @@
-"""A SIMULATED rater panel with known truth: the embedded default of the ``human_eval`` stage.
+"""A SIMULATED rater panel around the rubric's grades: the embedded default of the ``human_eval`` stage.
 
-No human rated anything here. The panel exists so the analysis runs end to end on a laptop and so tests can
-check that the analysis recovers a truth that is known by construction. Every table it produces carries the
-column ``simulated = True`` and ``attrs["source"]``; every title made from it says "(simulated raters)"
-(:func:`vlstudy.humaneval.analysis.titled`). Real ratings replace it by pointing the stage params at the CSV
-files the rating page exports.
+No human rated anything here. The panel starts from the rubric's grade of every (item, responder) answer
+(:func:`vlstudy.humaneval.rubric.grade_responses`) — what the kit's own models answered, graded against
+mini-Youku's truth — and lets simulated raters disagree with it, so that the agreement statistics (Fleiss'
+kappa, Krippendorff's alpha, rubric-vs-rater agreement) have real disagreement to measure. Every table it
+produces carries ``simulated = True`` and ``attrs["source"]``; every title made from it says "(simulated
+raters)" (:func:`vlstudy.humaneval.scores.titled`). Real ratings (the rating page's exported CSV) replace it.
 
-Generative model (an ordinal-probit rater model, e.g. Johnson & Albert, *Ordinal Data Modeling*, 1999): rater
-``r`` perceives response (item ``i``, model ``m``) at the latent value
+Rater model (an ordinal rater with leniency and noise, e.g. Johnson & Albert, *Ordinal Data Modeling*, 1999,
+ch. 5): rater ``r`` perceives answer (item ``i``, responder ``m``) at
 
-    z[r, i, m] = quality[m] - difficulty[i] + response[i, m] + bias[r] + noise[r, i, m]
+    z[r, i, m] = rubric_score[i, m] + leniency[r] + noise[r, i, m]
 
-with difficulty ~ N(0, item_difficulty_sd²), response ~ N(0, response_sd²) (how good this particular answer is),
-bias ~ N(0, rater_bias_sd²) (a lenient or strict rater) and noise ~ N(0, rater_noise_sd²). The grade counts the
-thresholds that ``z`` exceeds: 3 → A, 2 → B, 1 → C, 0 → D. The rater's best pick for an item is the model with
-the largest ``z``. Smaller rater noise means higher inter-rater agreement; the expected score of a model is
-:func:`expected_scores` in closed form.
+with the rubric score A=3 … D=0, leniency ~ N(0, leniency_sd²) (a lenient or strict rater, shared by all of
+their ratings) and noise ~ N(0, noise_sd²) (each judgement). The rater's grade is ``z`` rounded to the nearest
+score and clipped to 0..3; their best pick for an item is the responder with the largest ``z``. With both
+spreads 0 every rater repeats the rubric; the larger ``noise_sd``, the lower the inter-rater agreement.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,119 +28,101 @@ from scipy.stats import norm
 
 from vlstudy.humaneval.protocol import GRADES
 
-__all__ = ["SIMULATED_PANEL", "SimulationConfig", "SimulatedPanel", "simulate_panel", "expected_scores",
-           "simulated_metric"]
+__all__ = ["SIMULATED_PANEL", "SimulationConfig", "simulate_panel", "expected_rater_score"]
 
 SIMULATED_PANEL = "simulated raters"
+_SCORE = {g: len(GRADES) - 1 - k for k, g in enumerate(GRADES)}  # A=3 … D=0
 
 
 @dataclass
 class SimulationConfig:
-    """The simulated panel's truth and noise.
+    """The simulated raters.
 
     Attributes:
-        model_quality: model name → latent quality (higher is better); the order here is the true ranking.
-        n_items: instructions (items) rated.
-        n_raters: raters; every rater grades every response.
-        thresholds: increasing latent cut points D|C, C|B, B|A.
-        item_difficulty_sd: spread of item difficulty (shared by all models and raters).
-        response_sd: spread of the quality of one model's answer to one item (shared by raters).
-        rater_bias_sd: spread of rater leniency.
-        rater_noise_sd: a rater's per-judgement noise; lower means more agreement.
+        n_raters: raters; every rater grades every answer.
+        leniency_sd: spread of the raters' leniency, in grade steps.
+        noise_sd: spread of one judgement's noise, in grade steps (0.5: about a third of the grades one step
+            off the rubric's).
     """
 
-    model_quality: dict[str, float] = field(default_factory=lambda: {"strong": 1.0, "medium": 0.3, "weak": -0.5})
-    n_items: int = 65
     n_raters: int = 3
-    thresholds: tuple[float, float, float] = (-1.0, 0.0, 1.0)
-    item_difficulty_sd: float = 0.5
-    response_sd: float = 0.5
-    rater_bias_sd: float = 0.2
-    rater_noise_sd: float = 0.5
+    leniency_sd: float = 0.3
+    noise_sd: float = 0.5
 
     def __post_init__(self):
-        if len(self.model_quality) < 2:
-            raise ValueError(f"model_quality needs at least 2 models, got {list(self.model_quality)}")
-        if self.n_items < 2 or self.n_raters < 1:
-            raise ValueError(f"need n_items >= 2 and n_raters >= 1, got {self.n_items} and {self.n_raters}")
-        if list(self.thresholds) != sorted(self.thresholds):
-            raise ValueError(f"thresholds must increase, got {list(self.thresholds)}")
-        for name in ("item_difficulty_sd", "response_sd", "rater_bias_sd", "rater_noise_sd"):
+        if self.n_raters < 1:
+            raise ValueError(f"n_raters must be >= 1, got {self.n_raters}")
+        for name in ("leniency_sd", "noise_sd"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-@dataclass
-class SimulatedPanel:
-    """A simulated panel's ratings and the truth behind them.
+def _score_matrix(rubric: pd.DataFrame) -> pd.DataFrame:
+    """Rubric scores as items × responders; every item must be graded for every responder, with a grade A–D."""
+    missing = [c for c in ("item_id", "model", "grade") if c not in rubric.columns]
+    if missing:
+        raise KeyError(f"rubric table lacks column(s) {missing}")
+    bad = rubric[~rubric["grade"].isin(GRADES)]
+    if len(bad):
+        raise ValueError(f"rubric table: grade {bad['grade'].iloc[0]!r} of item {bad['item_id'].iloc[0]} "
+                         f"(model {bad['model'].iloc[0]!r}) is not one of {', '.join(GRADES)}")
+    dup = rubric.duplicated(["item_id", "model"])
+    if dup.any():
+        raise ValueError(f"rubric table: item {rubric['item_id'][dup].iloc[0]} graded twice for model "
+                         f"{rubric['model'][dup].iloc[0]!r}")
+    scores = rubric.assign(score=rubric["grade"].map(_SCORE)).pivot(index="item_id", columns="model", values="score")
+    scores = scores.reindex(index=list(dict.fromkeys(rubric["item_id"])), columns=list(dict.fromkeys(rubric["model"])))
+    if scores.isna().any().any():
+        item, model = scores.stack(future_stack=True).loc[lambda s: s.isna()].index[0]
+        raise ValueError(f"rubric table: no grade for item {item} and model {model!r}")
+    return scores
 
-    Attributes:
-        ratings: the long table (rater, item_id, model, grade, best, simulated=True), one row per rater and
-            response; ``attrs["source"]`` says it is simulated.
-        response_quality: the true quality of every response, columns item_id, model, quality
-            (``quality[m] - difficulty[i] + response[i, m]``, before any rater).
+
+def simulate_panel(rubric: pd.DataFrame, config: SimulationConfig, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw the SIMULATED panel's ratings of every answer the rubric graded (model in the module docstring).
+
+    Args:
+        rubric: one row per (item, responder) with ``item_id``, ``model``, ``grade`` (A–D), e.g. from
+            :func:`~vlstudy.humaneval.rubric.grade_responses`; ``video_id`` and ``aspect`` are carried over.
+        config: raters, leniency and noise.
+        rng: the only source of randomness.
+
+    Returns:
+        The long ratings table (rater, item_id, model, grade, best, simulated=True, [video_id, aspect]), one row
+        per rater and answer, raters outer, then items, then responders in the rubric's order.
     """
-
-    ratings: pd.DataFrame
-    response_quality: pd.DataFrame
-
-
-def simulate_panel(config: SimulationConfig, rng: np.random.Generator) -> SimulatedPanel:
-    """Draw a simulated panel (see the module docstring for the model)."""
-    models = list(config.model_quality)
-    n_i, n_m, n_r = config.n_items, len(models), config.n_raters
-    item_ids = [f"q{i + 1:03d}" for i in range(n_i)]
-    raters = [f"sim-rater-{r + 1}" for r in range(n_r)]
-
-    quality = (np.array([config.model_quality[m] for m in models])[None, :]
-               - rng.normal(0.0, config.item_difficulty_sd, (n_i, 1))
-               + rng.normal(0.0, config.response_sd, (n_i, n_m)))                          # (I, M)
-    bias = rng.normal(0.0, config.rater_bias_sd, (n_r, 1, 1))                             # (R, 1, 1)
-    z = quality[None] + bias + rng.normal(0.0, config.rater_noise_sd, (n_r, n_i, n_m))    # (R, I, M)
-    exceeded = (z[..., None] > np.asarray(config.thresholds)).sum(-1)                     # (R, I, M) in 0..3
-    grades = np.asarray(GRADES)[len(GRADES) - 1 - exceeded]
+    scores = _score_matrix(rubric)                                                     # (I, M)
+    n_r, (n_i, n_m) = config.n_raters, scores.shape
+    leniency = rng.normal(0.0, config.leniency_sd, (n_r, 1, 1))                        # (R, 1, 1)
+    z = scores.to_numpy(float)[None] + leniency + rng.normal(0.0, config.noise_sd, (n_r, n_i, n_m))  # (R, I, M)
+    rated = np.clip(np.rint(z), 0, len(GRADES) - 1).astype(int)
     best = z == z.max(axis=2, keepdims=True)
 
     r_idx, i_idx, m_idx = np.meshgrid(np.arange(n_r), np.arange(n_i), np.arange(n_m), indexing="ij")
     ratings = pd.DataFrame({
-        "rater": np.asarray(raters)[r_idx.ravel()],
-        "item_id": np.asarray(item_ids)[i_idx.ravel()],
-        "model": np.asarray(models)[m_idx.ravel()],
-        "grade": grades.ravel(),
+        "rater": np.array([f"sim-rater-{r + 1}" for r in range(n_r)])[r_idx.ravel()],
+        "item_id": scores.index.to_numpy()[i_idx.ravel()],
+        "model": scores.columns.to_numpy()[m_idx.ravel()],
+        "grade": np.asarray(GRADES)[len(GRADES) - 1 - rated.ravel()],
         "best": best.ravel(),
         "simulated": True,
     })
-    ratings.attrs["source"] = f"{SIMULATED_PANEL} (vlstudy.humaneval.simulate: {n_r} raters, {n_i} items)"
-    truth = pd.DataFrame({
-        "item_id": np.repeat(item_ids, n_m),
-        "model": np.tile(models, n_i),
-        "quality": quality.ravel(),
-    })
-    return SimulatedPanel(ratings, truth)
+    for column in ("video_id", "aspect"):
+        if column in rubric.columns:
+            ratings[column] = ratings["item_id"].map(rubric.drop_duplicates("item_id").set_index("item_id")[column])
+    ratings.attrs["source"] = (f"{SIMULATED_PANEL} (vlstudy.humaneval.simulate: {n_r} raters around the rubric's "
+                               f"grades of {n_i} items)")
+    return ratings
 
 
-def expected_scores(config: SimulationConfig) -> dict[str, float]:
-    """Each model's expected score (A=3 … D=0) over items and raters: the truth a mean score estimates.
+def expected_rater_score(grade: str, config: SimulationConfig) -> float:
+    """The expected score a simulated rater gives an answer the rubric graded `grade`, over raters and noise.
 
-    The score is the number of thresholds exceeded, so its mean is ``sum_k P(z > t_k)`` with
-    ``z ~ N(quality[m], sd²)`` and ``sd²`` the sum of the four variances.
+    The rated score counts the half-steps ``k - 0.5`` (k = 1, 2, 3) that ``z ~ N(score, leniency_sd² +
+    noise_sd²)`` exceeds, so its mean is ``sum_k P(z > k - 0.5)``; clipping pulls A down and D up.
     """
-    sd = float(np.sqrt(config.item_difficulty_sd ** 2 + config.response_sd ** 2 + config.rater_bias_sd ** 2
-                       + config.rater_noise_sd ** 2))
-    return {m: float(norm.sf(np.asarray(config.thresholds), loc=q, scale=sd).sum())
-            for m, q in config.model_quality.items()}
-
-
-def simulated_metric(panel: SimulatedPanel, rng: np.random.Generator, noise_sd: float = 0.5,
-                     name: str = "simulated_metric") -> pd.DataFrame:
-    """A SIMULATED automatic metric per response: the true response quality plus Gaussian noise.
-
-    Stands in for a caption metric (e.g. CIDEr of each response) so the correlation analysis has an input on
-    the simulated panel; its correlation with the human scores is positive by construction.
-
-    Returns:
-        Columns item_id, model and ``name``.
-    """
-    truth = panel.response_quality
-    return pd.DataFrame({"item_id": truth["item_id"], "model": truth["model"],
-                         name: truth["quality"].to_numpy() + rng.normal(0.0, noise_sd, len(truth))})
+    sd = float(np.hypot(config.leniency_sd, config.noise_sd))
+    cuts = np.arange(1, len(GRADES)) - 0.5
+    if sd == 0:
+        return float((_SCORE[grade] > cuts).sum())
+    return float(norm.sf(cuts, loc=_SCORE[grade], scale=sd).sum())

@@ -52,7 +52,7 @@ from vlstudy.config import to_dict
 from vlstudy.data.classes import CLASS_NAMES, NUM_CLASSES
 from vlstudy.data.mini_youku import text as T
 from vlstudy.data.mini_youku.render import DISTRACTOR_RGB, ENCODER_OPTIONS, OBJECT_RGB, ShotSpec, VideoSpec, render
-from vlstudy.data.mini_youku.world import CLASSES, MOTIONS, SHAPES, designed_ceilings
+from vlstudy.data.mini_youku.world import CLASSES, MOTIONS, SCENE_TEXTS, SHAPES, designed_ceilings
 from vlstudy.data.video import write_video
 from vlstudy.io import write_json, write_table, write_text
 
@@ -70,7 +70,6 @@ TASK_FILES = {
 DEFECTS = ("duplicate", "mismatched_title", "ad_title", "meaningless_title", "short_title", "long_title",
            "too_short", "too_long", "corrupt")
 _TASK_CODE = {"pretrain": 1, "classification": 2, "captioning": 3, "retrieval": 4, "corpus": 5, "defects": 9}
-_SCENE_TEXTS = ("优酷出品", "精彩片段", "高清", "独家", "第一集", "热门", "现场", "原创")
 
 
 def _check_prob(name: str, value: float) -> None:
@@ -221,7 +220,7 @@ def _shots(n_frames: int, cfg: MiniYoukuConfig, rng: np.random.Generator) -> tup
             period=float(rng.uniform(6, 16)),
             phase=float(rng.uniform(0, 2 * np.pi)),
             radius=float(rng.uniform(*cfg.object_radius) * s / 64),
-            text=str(rng.choice(_SCENE_TEXTS)) if k == text_shot else None,
+            text=str(rng.choice(SCENE_TEXTS)) if k == text_shot else None,
         ))
     return tuple(out)
 

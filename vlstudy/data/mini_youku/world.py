@@ -37,7 +37,7 @@ import numpy as np
 from vlstudy.data.classes import CLASS_NAMES, NUM_CLASSES
 
 __all__ = ["Scene", "ObjectLook", "ClassDesign", "SCENES", "NEUTRAL_SCENE", "GROUPS", "COLOURS", "SHAPES",
-           "MOTIONS", "CLASSES", "designed_ceilings"]
+           "MOTIONS", "SCENE_TEXTS", "CLASSES", "designed_ceilings"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,8 @@ MOTIONS: dict[str, tuple[str, ...]] = {
     "slide": ("左右滑动", "左右来回移动", "从左到右来回滑"),
     "orbit": ("绕着圈转动", "转着圈移动", "沿圆圈运动"),
 }
+# The captions some shots show in their lower band (scene text; at most one shot per video).
+SCENE_TEXTS: tuple[str, ...] = ("优酷出品", "精彩片段", "高清", "独家", "第一集", "热门", "现场", "原创")
 
 # (scene, group) of each class: the 3 classes of a scene sit in groups 0, 1, 2 (orthogonal design).
 _LAYOUT: dict[str, tuple[int, int]] = {
