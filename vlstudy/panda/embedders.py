@@ -77,7 +77,8 @@ class PixelStatsEmbedder:
 
     def __init__(self, hue_bins: int = 12, sat_bins: int = 4, grid: int = 4, dark: float = 0.2,
                  grid_weight: float = 1.0):
-        self.hue_bins, self.sat_bins, self.grid, self.dark, self.grid_weight = hue_bins, sat_bins, grid, dark, grid_weight
+        self.hue_bins, self.sat_bins, self.grid = hue_bins, sat_bins, grid
+        self.dark, self.grid_weight = dark, grid_weight
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         frames = _check_frames(frames)

@@ -40,15 +40,16 @@ CaptionScorer = Callable[[Sequence[str], Sequence[Sequence[str]]], np.ndarray]  
 
 
 def candidate_weights(caption_clip: torch.Tensor, num_clips: int, hard_weight: float = 1.0,
-                      other_weight: float = 0.01) -> torch.Tensor:
+                      other_weight: float = 0.01, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(C, K) negative weights: `hard_weight` where caption k is a candidate of clip c, else `other_weight`.
 
     Args:
         caption_clip: (K,) the clip (0..C-1) each caption belongs to.
         num_clips: C.
+        dtype: of the result.
     """
     own = caption_clip[None, :] == torch.arange(num_clips, device=caption_clip.device)[:, None]  # (C, K)
-    return torch.where(own, hard_weight, other_weight).float()
+    return torch.full(own.shape, other_weight, dtype=dtype, device=own.device).masked_fill(own, hard_weight)
 
 
 def weighted_info_nce(similarity: torch.Tensor, positive: torch.Tensor, weights: torch.Tensor,
@@ -71,7 +72,7 @@ def weighted_info_nce(similarity: torch.Tensor, positive: torch.Tensor, weights:
         raise ValueError("weights must be non-negative")
     logits = similarity / temperature  # (C, K)
     rows = torch.arange(len(positive), device=similarity.device)
-    weights = weights.clone()
+    weights = weights.to(similarity.dtype).clone()
     weights[rows, positive] = 1.0
     log_weights = torch.where(weights > 0, weights.clamp_min(1e-30).log(), float("-inf"))
     return (torch.logsumexp(logits + log_weights, dim=1) - logits[rows, positive]).mean()
@@ -95,7 +96,7 @@ def selector_loss(video_feat: torch.Tensor, text_feat: torch.Tensor, caption_cli
     if not torch.equal(caption_clip[positive], torch.arange(len(positive), device=positive.device)):
         raise ValueError("each clip's positive must be one of its own candidates (caption_clip[positive[c]] == c)")
     similarity = F.normalize(video_feat, dim=-1) @ F.normalize(text_feat, dim=-1).T  # (C, K)
-    weights = candidate_weights(caption_clip, len(video_feat), hard_weight, other_weight)
+    weights = candidate_weights(caption_clip, len(video_feat), hard_weight, other_weight, similarity.dtype)
     return weighted_info_nce(similarity, positive, weights, temperature)
 
 
@@ -177,7 +178,8 @@ def selection_metrics(selector_scores: Sequence[np.ndarray], oracle: Sequence[in
         else [{int(o)} for o in oracle]
     hit = 100.0 * (picked == oracle)
     hit_any = 100.0 * np.array([p in g for p, g in zip(picked, good)], dtype=np.float64)
-    per_item = pd.DataFrame({ID_COLUMN: list(clip_ids) if clip_ids is not None else [str(i) for i in range(len(oracle))],
+    ids = list(clip_ids) if clip_ids is not None else [str(i) for i in range(len(oracle))]
+    per_item = pd.DataFrame({ID_COLUMN: ids,
                              "picked": picked, "oracle": oracle, "R@1": hit, "R@1_any": hit_any})
     summary = {"R@1": float(hit.mean()) if len(hit) else float("nan"),
                "R@1_any": float(hit_any.mean()) if len(hit) else float("nan"), "n_items": len(hit)}

@@ -170,5 +170,6 @@ def split_quality(boundary_segments: Mapping[str, Sequence[Span]], clips: Mappin
     ones = np.ones((1, len(per_item)))
     summary = {name: float(ratio(ones)[0]) for name, ratio in ratios.items()}
     statistics = {name: ratio for name, ratio in ratios.items() if np.isfinite(summary[name])}
-    summary.update(n_videos=len(per_item), n_clips=int(col["n_clips"].sum()), n_repeated_clips=int(col["n_repeated"].sum()))
+    summary.update(n_videos=len(per_item), n_clips=int(col["n_clips"].sum()),
+                   n_repeated_clips=int(col["n_repeated"].sum()))
     return MetricResult(summary=summary, per_item=per_item, statistics=statistics)

@@ -66,7 +66,8 @@ log = logging.getLogger("vlstudy.data")
 TRANSITIONS = ("cut", "fade", "dissolve")
 RELEVANCE = ("event", "generic", "other_event", "unrelated")
 MIN_SCENE_GAP = 4  # hue steps between the scenes of consecutive events (index distance; the grey room is -1)
-_CHATTER = ("大家好，欢迎回来", "我们继续往下看", "记得点赞关注", "好的，那么接下来", "这个真的很有意思", "大家怎么看呢")
+_CHATTER = ("大家好，欢迎回来", "我们继续往下看", "记得点赞关注", "好的，那么接下来", "这个真的很有意思",
+            "大家怎么看呢")
 
 
 def _check_range(name: str, pair: tuple[float, float], low: float = 0.0) -> None:

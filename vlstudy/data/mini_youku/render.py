@@ -203,12 +203,14 @@ def _join(before: np.ndarray, shot: ShotSpec, after: np.ndarray, continued: Call
         before[-k:], after[:k] = blend[:k], blend[k:]
 
 
-def _shots(spec: VideoSpec, gain: float | None = None) -> list[np.ndarray]:
-    """Float frames of each shot of `spec` (times `gain` if given), with the transitions between them applied."""
-    def window(shot: ShotSpec, start: int, n_frames: int) -> np.ndarray:
-        frames = _render_shot(spec, _shot_window(shot, start, n_frames))
-        return frames if gain is None else frames * gain
+def _window(spec: VideoSpec, shot: ShotSpec, start: int, n_frames: int, gain: np.float32 | None) -> np.ndarray:
+    """Float frames ``[start, start + n_frames)`` of `shot` (times `gain` if given)."""
+    frames = _render_shot(spec, _shot_window(shot, start, n_frames))
+    return frames if gain is None else frames * gain
 
+
+def _shots(spec: VideoSpec, gain: np.float32 | None = None) -> list[np.ndarray]:
+    """Float frames of each shot of `spec` (times `gain` if given), with the transitions between them applied."""
     shots: list[np.ndarray] = []
     for k, shot in enumerate(spec.shots):
         frames = _render_shot(spec, shot)
@@ -216,14 +218,14 @@ def _shots(spec: VideoSpec, gain: float | None = None) -> list[np.ndarray]:
             frames *= gain
         if shots and shot.transition in ("fade", "dissolve"):
             previous = spec.shots[k - 1]
-            _join(shots[-1], shot, frames, lambda n, p=previous: window(p, p.n_frames, n),
-                  lambda n, s=shot: window(s, -n, n))
+            _join(shots[-1], shot, frames, lambda n, p=previous: _window(spec, p, p.n_frames, n, gain),
+                  lambda n, s=shot: _window(spec, s, -n, n, gain))
         shots.append(frames)
     return shots
 
 
 def _finish(video: np.ndarray, noise_seed: int, noise_std: float) -> np.ndarray:
-    """Add the luma noise in place and quantise."""
+    """`video` with the luma noise of `noise_seed` added in place (float; quantised by the caller)."""
     rng = np.random.default_rng(noise_seed)
     video += noise_std * rng.standard_normal(size=(*video.shape[:3], 1), dtype=np.float32)  # luma noise
     return video
@@ -257,11 +259,10 @@ def render_events(events: Sequence[VideoSpec], noise_seed: int, noise_std: float
         shots = _shots(spec, np.float32(spec.brightness))
         first = spec.shots[0]
         if parts and first.transition in ("fade", "dissolve"):
-            previous_spec, gain = events[k - 1], np.float32(events[k - 1].brightness)
-            previous = previous_spec.shots[-1]
+            before, last = events[k - 1], events[k - 1].shots[-1]
             _join(parts[-1], first, shots[0],
-                  lambda n: _render_shot(previous_spec, _shot_window(previous, previous.n_frames, n)) * gain,
-                  lambda n: _render_shot(spec, _shot_window(first, -n, n)) * np.float32(spec.brightness))
+                  lambda n: _window(before, last, last.n_frames, n, np.float32(before.brightness)),  # noqa: B023
+                  lambda n: _window(spec, first, -n, n, np.float32(spec.brightness)))  # noqa: B023 (called now)
         parts.extend(shots)
     return np.clip(_finish(np.concatenate(parts), noise_seed, noise_std), 0, 255).astype(np.uint8)
 
