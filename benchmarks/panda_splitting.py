@@ -8,7 +8,8 @@ Prints, for one generated set (default: the default :class:`LongformConfig`, see
    dissolve, within-event cut with and without a lighting change), and ContentDetector's frame scores at
    within-event cuts;
 3. splitting quality against the ground truth (``vlstudy.panda.split_quality``): boundary precision / recall /
-   F1 at +-0.5 s against event boundaries, purity, mean clip length, static time in clips, repeated clips and
+   F1 at +-0.5 s against event boundaries, purity, event coverage, mean clip length, static time in clips,
+   repeated clips and
    Max Running LPIPS (mean over clips), for PySceneDetect alone, the official cut detection (+ 5 s pieces),
    stitching with the paper's and the released code's settings (boundaries of the stitched events, the rest on
    the final clips) and fixed windows. The frame embedder is the fixed pixel-statistics one; LPIPS uses a random
@@ -99,8 +100,8 @@ def main() -> None:
             windows = {v: fixed_windows(r.n_frames, r.fps, window) for v, r in paper.items()}
             rows[f"fixed {window:g} s windows"] = (windows, windows)
         print(f"\nagainst event boundaries (+-0.5 s); Max Running LPIPS label: {lpips.label}")
-        print(f"{'method':30s} {'P':>6s} {'R':>6s} {'F1':>6s} {'purity':>7s} {'len s':>6s} {'clips':>6s} "
-              f"{'static%':>8s} {'repeat':>6s} {'MR-LPIPS':>9s}")
+        print(f"{'method':30s} {'P':>6s} {'R':>6s} {'F1':>6s} {'purity':>7s} {'cover':>6s} {'len s':>6s} "
+              f"{'clips':>6s} {'static%':>8s} {'repeat':>6s} {'MR-LPIPS':>9s}")
         for name, (boundary_segments, clips) in rows.items():
             fps = {v: paper[v].fps for v in truths}
             seconds = {v: [Segment(*s).seconds(fps[v]) for s in segs] for v, segs in boundary_segments.items()}
@@ -109,7 +110,7 @@ def main() -> None:
                             for v in truths}
             s = split_quality(seconds, clip_seconds, truths, clip_scores=lpips_values).summary
             print(f"{name:30s} {s['precision']:6.1f} {s['recall']:6.1f} {s['F1']:6.1f} {s['purity']:7.1f} "
-                  f"{s['mean_clip_seconds']:6.2f} {s['n_clips']:6d} {s['static_in_clips']:8.1f} "
+                  f"{s['event_coverage']:6.1f} {s['mean_clip_seconds']:6.2f} {s['n_clips']:6d} {s['static_in_clips']:8.1f} "
                   f"{s['n_repeated_clips']:6d} {s['clip_score']:9.3f}")
 
 

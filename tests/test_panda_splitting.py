@@ -131,7 +131,7 @@ def test_synthetic_cuts_fades_and_dissolve_are_recovered(synthetic):
     clips = {"v": result.seconds(result.clips)}
     summary = split_quality(events, clips, {"v": truth}).summary
     assert summary["recall"] == 100.0 and summary["precision"] == 100.0  # fade and dissolve: inside dropped gaps
-    assert summary["purity"] == 100.0 and summary["static_in_clips"] == 0.0
+    assert summary["purity"] == 100.0 and summary["static_in_clips"] == 0.0 and summary["event_coverage"] == 100.0
 
 
 def test_a_video_shorter_than_the_minimum_event_gives_no_clips(tmp_path):
@@ -239,5 +239,6 @@ def test_purity_and_summary_on_a_known_split():
     s = result.summary
     assert (s["precision"], s["recall"]) == (100.0, 50.0) and s["F1"] == pytest.approx(200 / 3)
     assert s["purity"] == pytest.approx(200 / 3) and s["mean_clip_seconds"] == pytest.approx(28.3 / 3)
+    assert s["event_coverage"] == 100.0  # both moving events have a clip mostly about them
     assert s["static_in_clips"] == pytest.approx(93.0) and s["n_repeated_clips"] == 1  # clip 3 repeats event 0
     assert s["clip_score"] == pytest.approx(0.2)

@@ -13,8 +13,9 @@ so this module also measures
   windows, stitched events), not on trimmed clips, whose every gap would "contain" boundaries;
 * **purity**: the share of clips that lie inside one true event, up to ``tolerance`` seconds of overlap with
   the others;
-* **mean clip length** in seconds, the share of static-event time that ended up in clips, and the number of
-  clips whose subject an earlier clip of the same video already showed (``repeat_of`` in the ground truth).
+* **mean clip length** in seconds; **event coverage**, the share of moving (non-static) true events that some
+  clip is mostly about; the share of static-event time that ended up in clips; and the number of clips whose
+  subject an earlier clip of the same video already showed (``repeat_of`` in the ground truth).
 
 Results are :class:`vlstudy.metrics.base.MetricResult`s with one row per video (the bootstrap unit); every
 headline is a ratio of per-video sums, so its interval resamples videos.
@@ -134,7 +135,8 @@ def split_quality(boundary_segments: Mapping[str, Sequence[Span]], clips: Mappin
             ``clip_score`` headline.
 
     Returns:
-        MetricResult: summary ``precision``, ``recall``, ``F1``, ``purity``, ``static_in_clips`` (percent),
+        MetricResult: summary ``precision``, ``recall``, ``F1``, ``purity``, ``event_coverage``, ``static_in_clips``
+        (percent),
         ``mean_clip_seconds``, ``clip_score`` (if given), ``n_videos``, ``n_clips``, ``n_repeated_clips``; one row per
         video with its counts.
     """
@@ -153,7 +155,10 @@ def split_quality(boundary_segments: Mapping[str, Sequence[Span]], clips: Mappin
         scores = np.asarray(clip_scores[video] if clip_scores is not None else [], dtype=np.float64)
         if clip_scores is not None and len(scores) != len(spans):
             raise ValueError(f"video {video!r}: {len(scores)} clip scores for {len(spans)} clips")
+        moving = [i for i, st in enumerate(truth.static) if not st]
+        covered = len(set(dominant.tolist()) & set(moving))
         rows.append({ID_COLUMN: str(video), "tp": tp, "fp": fp, "fn": fn, "n_clips": len(spans),
+                     "moving_events": len(moving), "covered_events": covered,
                      "n_pure": int(pure.sum()), "clip_seconds": float(sum(b - a for a, b in spans)),
                      "static_seconds": static_total, "static_in_clips": static_in, "n_repeated": repeated,
                      "score_sum": float(np.nansum(scores)), "n_scored": int(np.isfinite(scores).sum())})
@@ -163,6 +168,7 @@ def split_quality(boundary_segments: Mapping[str, Sequence[Span]], clips: Mappin
               "recall": _Ratio(col["tp"], col["tp"] + col["fn"], 100.0),
               "F1": _Ratio(2 * col["tp"], 2 * col["tp"] + col["fp"] + col["fn"], 100.0),
               "purity": _Ratio(col["n_pure"], col["n_clips"], 100.0),
+              "event_coverage": _Ratio(col["covered_events"], col["moving_events"], 100.0),
               "static_in_clips": _Ratio(col["static_in_clips"], col["static_seconds"], 100.0),
               "mean_clip_seconds": _Ratio(col["clip_seconds"], col["n_clips"])}
     if clip_scores is not None:
