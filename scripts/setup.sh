@@ -32,6 +32,9 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
   # shellcheck disable=SC2086
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check $TORCH_SPEC
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]"
+  # LPIPS calibration weights for vlstudy.panda.lpips; the lpips package itself imports torchvision (no CPU build
+  # for this torch), so it is installed without dependencies and never imported by the kit.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -c requirements.lock lpips
   "$VENV/bin/python" -m ipykernel install --sys-prefix --name vlstudy --display-name "Python (vlstudy)" >/dev/null
   echo "$stamp_want" > "$stamp_file"
 fi

@@ -1,4 +1,4 @@
-"""Rendering mini-Youku videos: textured scenes, a moving shape, shots with cuts and fades, scene text.
+"""Rendering mini-Youku videos: textured scenes, a moving shape, shots with cuts, fades and dissolves, scene text.
 
 A :class:`VideoSpec` fully describes a video (every random choice is drawn when the spec is made), so that
 rendering is a pure function ``spec → frames`` and a duplicate can be rendered from its original's spec with
@@ -10,6 +10,7 @@ Written by hand because it *is* the dataset: no library draws this world.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from vlstudy.data.mini_youku.world import COLOURS, DISTRACTOR_COLOUR, NEUTRAL_SCENE, SCENES, Scene
 
-__all__ = ["ShotSpec", "VideoSpec", "render", "ENCODER_OPTIONS"]
+__all__ = ["ShotSpec", "VideoSpec", "render", "render_events", "ENCODER_OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class ShotSpec:
     """One shot: its length, how it begins, the camera and the object's path."""
 
     n_frames: int
-    transition: str  # how the shot begins: "none" (first shot) | "cut" | "fade"
+    transition: str  # how the shot begins: "none" (first shot) | "cut" | "fade" | "dissolve"
     pan: tuple[float, float]  # camera offset (px) at the shot start
     pan_velocity: tuple[float, float]  # px per frame
     zoom: float  # pattern scale factor
@@ -35,6 +36,9 @@ class ShotSpec:
     phase: float  # radians
     radius: float  # object half-size in px
     text: str | None = None  # scene text shown in the lower band of this shot, if any
+    zoom_velocity: float = 0.0  # change of `zoom` per frame (a camera zoom); 0 keeps the zoom fixed
+    transition_frames: int = 0  # frames of a fade / dissolve on each side of the boundary (0: the 2-frame fade)
+    exposure: float = 1.0  # gain on this shot's picture (another camera's lighting)
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,9 @@ def _background(scene: Scene, shot: ShotSpec, size: int) -> np.ndarray:
     """(T, H, W, 3) float background of one shot, with the camera panning."""
     t = np.arange(shot.n_frames, dtype=np.float32)[:, None, None]
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    x = (x[None] + shot.pan[0] + shot.pan_velocity[0] * t) / shot.zoom
-    y = (y[None] + shot.pan[1] + shot.pan_velocity[1] * t) / shot.zoom
+    zoom = shot.zoom + shot.zoom_velocity * t if shot.zoom_velocity else shot.zoom  # (T, 1, 1) or a number
+    x = (x[None] + shot.pan[0] + shot.pan_velocity[0] * t) / zoom
+    y = (y[None] + shot.pan[1] + shot.pan_velocity[1] * t) / zoom
     p = scene.period
     if scene.pattern == "hstripes":
         w = np.sin(2 * np.pi * y / p)
@@ -87,7 +92,7 @@ def _background(scene: Scene, shot: ShotSpec, size: int) -> np.ndarray:
     elif scene.pattern == "diagonal":
         w = np.sin(2 * np.pi * (x + y) / (p * 1.4))
     elif scene.pattern == "rings":
-        w = np.sin(2 * np.pi * np.hypot(x - 32 / shot.zoom, y - 32 / shot.zoom) / p)
+        w = np.sin(2 * np.pi * np.hypot(x - 32 / zoom, y - 32 / zoom) / p)
     else:  # flat: a soft vertical gradient
         w = (y - y.mean()) / (size * 2)
     w = (np.clip(w * 1.5, -1, 1) + 1) / 2  # (T, H, W) in [0, 1]
@@ -154,27 +159,112 @@ def _render_shot(spec: VideoSpec, shot: ShotSpec) -> np.ndarray:
         alpha = _text_bitmap(shot.text, band, spec.size)[None, :, :, None]
         lower = frames[:, -band:]
         frames[:, -band:] = lower * 0.35 * (1 - alpha) + 255.0 * alpha
+    if shot.exposure != 1.0:
+        frames *= np.float32(shot.exposure)
     return frames
 
 
-def render(spec: VideoSpec) -> np.ndarray:
-    """Render a video: (T, H, W, 3) uint8, with fades between shots where the spec asks for them."""
-    shots = []
-    for shot in spec.shots:
+def _shot_window(shot: ShotSpec, start: int, n_frames: int) -> ShotSpec:
+    """The same camera and object path, frames ``[start, start + n_frames)`` of it (`start` may be negative)."""
+    return replace(shot, n_frames=n_frames,
+                   pan=(shot.pan[0] + shot.pan_velocity[0] * start, shot.pan[1] + shot.pan_velocity[1] * start),
+                   zoom=shot.zoom + shot.zoom_velocity * start, phase=shot.phase + 2 * np.pi * start / shot.period)
+
+
+def _join(before: np.ndarray, shot: ShotSpec, after: np.ndarray, continued: Callable[[int], np.ndarray],
+          started_early: Callable[[int], np.ndarray]) -> None:
+    """Apply the transition into `shot` in place: `before` = the previous shot's frames, `after` = this shot's.
+
+    ``fade`` without ``transition_frames``: the original 2-frame dip to black. ``fade`` with k frames: a linear
+    ramp to black over the last k frames of the previous shot and back over the first k of this one.
+    ``dissolve`` with k frames (default 2): over the 2k frames around the boundary the picture blends linearly
+    from the previous shot, continued past its end (``continued(k)``: its next k frames), to this one, started
+    k frames early (``started_early(k)``); the blend is half way exactly at the boundary.
+    """
+    k = shot.transition_frames
+    if shot.transition == "fade" and not k:  # fade through black over 2 frames out and 2 frames in
+        ramp = np.array([0.15, 0.55], np.float32)[:, None, None, None]
+        before[-2:] *= ramp[::-1]
+        after[:2] *= ramp
+        return
+    k = k or 2
+    if k > min(len(before), len(after)):
+        raise ValueError(f"a {shot.transition} of {k} frames needs shots of >= {k} frames on both sides, got "
+                         f"{len(before)} and {len(after)}")
+    if shot.transition == "fade":
+        ramp = (np.arange(1, k + 1, dtype=np.float32) / (k + 1))[:, None, None, None]  # (k, 1, 1, 1)
+        before[-k:] *= ramp[::-1]
+        after[:k] *= ramp
+    else:  # dissolve
+        outgoing = np.concatenate([before[-k:], continued(k)])  # (2k, H, W, 3)
+        incoming = np.concatenate([started_early(k), after[:k]])
+        alpha = ((np.arange(2 * k, dtype=np.float32) + 0.5) / (2 * k))[:, None, None, None]
+        blend = (1 - alpha) * outgoing + alpha * incoming
+        before[-k:], after[:k] = blend[:k], blend[k:]
+
+
+def _window(spec: VideoSpec, shot: ShotSpec, start: int, n_frames: int, gain: np.float32 | None) -> np.ndarray:
+    """Float frames ``[start, start + n_frames)`` of `shot` (times `gain` if given)."""
+    frames = _render_shot(spec, _shot_window(shot, start, n_frames))
+    return frames if gain is None else frames * gain
+
+
+def _shots(spec: VideoSpec, gain: np.float32 | None = None) -> list[np.ndarray]:
+    """Float frames of each shot of `spec` (times `gain` if given), with the transitions between them applied."""
+    shots: list[np.ndarray] = []
+    for k, shot in enumerate(spec.shots):
         frames = _render_shot(spec, shot)
-        if shot.transition == "fade" and shots:  # fade through black over 2 frames out and 2 frames in
-            ramp = np.array([0.15, 0.55], np.float32)[:, None, None, None]
-            shots[-1][-2:] *= ramp[::-1]
-            frames[:2] *= ramp
+        if gain is not None:
+            frames *= gain
+        if shots and shot.transition in ("fade", "dissolve"):
+            previous = spec.shots[k - 1]
+            _join(shots[-1], shot, frames, lambda n, p=previous: _window(spec, p, p.n_frames, n, gain),
+                  lambda n, s=shot: _window(spec, s, -n, n, gain))
         shots.append(frames)
-    video = np.concatenate(shots) * spec.brightness
-    rng = np.random.default_rng(spec.noise_seed)
-    video += spec.noise_std * rng.standard_normal(size=(*video.shape[:3], 1), dtype=np.float32)  # luma noise
+    return shots
+
+
+def _finish(video: np.ndarray, noise_seed: int, noise_std: float) -> np.ndarray:
+    """`video` with the luma noise of `noise_seed` added in place (float; quantised by the caller)."""
+    rng = np.random.default_rng(noise_seed)
+    video += noise_std * rng.standard_normal(size=(*video.shape[:3], 1), dtype=np.float32)  # luma noise
+    return video
+
+
+def render(spec: VideoSpec) -> np.ndarray:
+    """Render a video: (T, H, W, 3) uint8, with fades and dissolves between shots where the spec asks for them."""
+    video = _finish(np.concatenate(_shots(spec)) * spec.brightness, spec.noise_seed, spec.noise_std)
     if spec.shift != (0, 0):
         video = np.roll(video, shift=spec.shift, axis=(2, 1))
     start, end = spec.trim
     video = video[start: len(video) - end]
     return np.clip(video, 0, 255).astype(np.uint8)
+
+
+def render_events(events: Sequence[VideoSpec], noise_seed: int, noise_std: float = 2.0) -> np.ndarray:
+    """Render several specs back to back as one video: (sum of their frames, H, W, 3) uint8.
+
+    Each spec is an event with its own scene, object and brightness; the first shot of each later spec says how
+    the event begins (``cut``, ``fade`` or ``dissolve``, over its ``transition_frames``), and that transition
+    joins it to the previous event exactly as transitions join shots within a spec. The luma noise is drawn
+    once for the whole video from `noise_seed`; the specs' own noise, shift and trim are not used.
+    """
+    if not events:
+        raise ValueError("render_events needs at least one event")
+    sizes = {(spec.size, spec.fps) for spec in events}
+    if len(sizes) > 1:
+        raise ValueError(f"events differ in (frame size, fps): {sorted(sizes)}")
+    parts: list[np.ndarray] = []
+    for k, spec in enumerate(events):
+        shots = _shots(spec, np.float32(spec.brightness))
+        first = spec.shots[0]
+        if parts and first.transition in ("fade", "dissolve"):
+            before, last = events[k - 1], events[k - 1].shots[-1]
+            _join(parts[-1], first, shots[0],
+                  lambda n: _window(before, last, last.n_frames, n, np.float32(before.brightness)),  # noqa: B023
+                  lambda n: _window(spec, first, -n, n, np.float32(spec.brightness)))  # noqa: B023 (called now)
+        parts.extend(shots)
+    return np.clip(_finish(np.concatenate(parts), noise_seed, noise_std), 0, 255).astype(np.uint8)
 
 
 ENCODER_OPTIONS = {"preset": "ultrafast", "threads": "1", "crf": "26"}
