@@ -117,7 +117,11 @@ def test_every_text_the_generator_writes_about_a_video_grades_a(planned_videos):
         overall, intent = ground("q", truth, "overall", "？", rng), ground("q", truth, "intent", "？", rng)
         for text in (*item.captions, item.extras["factual"]):
             assert grade_answer(overall, text).grade == "A", (text, grade_answer(overall, text).reason)
-        assert grade_answer(intent, item.extras["intent"]).grade == "A", item.extras["intent"]
+        layer = item.extras["intent"]
+        # The protagonist's intent states who does what to what end: an A. The uploader's ("上传者通过分享这段视频旨在…",
+        # VideoMind's role A) names neither the subject nor the action the instruction asks for: a C by design.
+        expected = "A" if layer.startswith(truth.subject) else "C"
+        assert grade_answer(intent, layer).grade == expected, (layer, grade_answer(intent, layer).reason)
         for aspect in applicable_aspects(truth):
             grounded = ground("q", truth, aspect, "？", rng)
             assert grade_answer(grounded, grounded.reference).grade == "A", grounded.reference

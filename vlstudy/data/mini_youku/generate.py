@@ -420,7 +420,9 @@ def _render_one(args: tuple[VideoSpec, str, str, int]) -> tuple[str, int]:
 
 
 def _csv(df: pd.DataFrame, path: Path) -> None:
-    write_table(path, df)
+    """Write one official CSV; a split with no videos gets no file, as an absent split of a partial release."""
+    if len(df):
+        write_table(path, df)
 
 
 def _write_csvs(items: list[Item], out: Path) -> dict[str, int]:
