@@ -2,10 +2,12 @@
 
     python tests/_train_script.py OUT_DIR [--loss mse|infonce ...] [--batch-size B] [--max-steps N] ...
     python -m torch.distributed.run --nproc_per_node=2 --standalone tests/_train_script.py OUT_DIR ...
+    python -m torch.distributed.run ... tests/_train_script.py OUT_DIR --parallel fsdp ...
 
 With several losses, each trains in OUT_DIR/<loss>. The model has dropout and a frozen tower; the dataset adds
 noise derived from (seed, epoch, index) and flags every `skip_every`-th item as a bad video, which the collate
-function drops and names in the batch's "skipped" list.
+function drops and names in the batch's "skipped" list. An FSDP run also writes ``gathered.safetensors``: every
+entry of the sharded model's state dict gathered with ``DTensor.full_tensor()``, to check the consolidated export.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import nn
+from torch.distributed.tensor import DTensor
 from torch.utils.data import Dataset
 
 from vlstudy.distributed import all_gather_with_grad, cleanup_distributed, rank
@@ -78,6 +82,10 @@ class TinyNet(nn.Module):
         """(B, IN_DIM) → (B, OUT_DIM)."""
         return self.head(self.video(x))
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """FSDP shards the two towers one by one (one of them frozen); the head stays in the root unit."""
+        return [self.video, self.text]
+
 
 def mse_loss(model: TinyNet, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     loss = F.mse_loss(model(batch["x"]), batch["y"])
@@ -111,6 +119,7 @@ def run(
     skip_every: int | None = None,
     dataset_size: int = 48,
     step_sleep: float = 0.0,
+    parallel: str = "ddp",
 ) -> TrainSummary:
     """Build the tiny model and data (seed 0) and train; the tower a loss does not use is frozen."""
     torch.manual_seed(0)
@@ -124,10 +133,16 @@ def run(
     config = TrainConfig(
         lr=1e-2, min_lr=1e-3, warmup_steps=2, max_steps=max_steps, batch_size=batch_size,
         grad_accum_steps=grad_accum_steps, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-        log_every=1, precision="fp32", seed=0,
+        log_every=1, precision="fp32", seed=0, parallel=parallel,
     )
     dataset = NoisyPairs(dataset_size, seed=0, skip_every=skip_every)
-    return Trainer(model, config, dataset, collate, loss_fn, out_dir).fit()
+    trainer = Trainer(model, config, dataset, collate, loss_fn, out_dir)
+    summary = trainer.fit()
+    if trainer.sharded:
+        gathered = {name: t.full_tensor() if isinstance(t, DTensor) else t for name, t in model.state_dict().items()}
+        if rank() == 0:
+            save_file({name: t.contiguous() for name, t in gathered.items()}, out_dir / "gathered.safetensors")
+    return summary
 
 
 def main() -> None:
@@ -141,13 +156,14 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--skip-every", type=int)
     parser.add_argument("--step-sleep", type=float, default=0.0)
+    parser.add_argument("--parallel", choices=["ddp", "fsdp"], default="ddp")
     args = parser.parse_args()
     for loss in args.loss:
         run(
             args.out_dir / loss if len(args.loss) > 1 else args.out_dir, loss=loss, batch_size=args.batch_size,
             max_steps=args.max_steps, grad_accum_steps=args.grad_accum_steps,
             checkpoint_every=args.checkpoint_every, dropout=args.dropout, skip_every=args.skip_every,
-            step_sleep=args.step_sleep,
+            step_sleep=args.step_sleep, parallel=args.parallel,
         )
     cleanup_distributed()
 

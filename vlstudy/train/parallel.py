@@ -75,8 +75,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def fsdp_units(model: nn.Module) -> list[nn.Module]:
     """The modules that `shard_fsdp` shards one by one, in module order (see the module docstring for the rule).
 
-    Example: mPLUG-video gives its 12 ``TimesformerLayer``s, its abstractor blocks and its LM's ``GPT2Block``s;
-    embeddings, final norms and heads stay in the root unit.
+    Example: mPLUG-video gives its LM's ``GPT2Block``s, its ``TimesformerLayer``s and its abstractor blocks
+    (registration order); embeddings, final norms and heads stay in the root unit.
     """
     declared_units = getattr(model, "fsdp_units", None)
     if callable(declared_units):
