@@ -29,7 +29,7 @@ from vlstudy.train.trainer import TrainConfig
 SCRIPT = Path(__file__).with_name("_train_script.py")
 TOLERANCE = 1e-5  # |FSDP loss - one-process loss| per step; measured: < 1e-6 (float sums in another order)
 # The resume test's run (as tests/test_resume.py): dropout, bad items, accumulation, checkpoints mid-epoch.
-RUN = dict(max_steps=16, batch_size=4, grad_accum_steps=2, checkpoint_every=3, dropout=0.3, skip_every=7)
+RUN = {"max_steps": 16, "batch_size": 4, "grad_accum_steps": 2, "checkpoint_every": 3, "dropout": 0.3, "skip_every": 7}
 RUN_FLAGS = [f"--{k.replace('_', '-')}={v}" for k, v in RUN.items()]
 
 
@@ -57,8 +57,8 @@ def _train_records(log: Path) -> list[dict]:
 
 def _assert_equal_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), name
 
 
 def test_units_are_the_blocks_of_every_stack():
@@ -82,7 +82,7 @@ def test_units_declared_by_the_model_or_by_no_split_modules():
             self.heads = nn.ModuleList(nn.Linear(2, 2) for _ in range(2))  # nested: not units of their own
 
     class Declared(nn.Module):
-        _no_split_modules = ["Block"]
+        _no_split_modules = ("Block",)
 
         def __init__(self):
             super().__init__()
