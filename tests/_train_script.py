@@ -67,8 +67,17 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class Scale(nn.Module):
+    """A learnable 0-d factor, like the models' contrastive temperature (FSDP2 cannot shard 0-d parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(1.0))
+
+
 class TinyNet(nn.Module):
-    """A "video" MLP with dropout, a "text" tower and a regression head."""
+    """A "video" MLP with dropout, a "text" tower, a regression head, and a learnable scalar that scales the output
+    and divides the contrastive logits."""
 
     def __init__(self, dropout: float) -> None:
         super().__init__()
@@ -77,10 +86,11 @@ class TinyNet(nn.Module):
         )
         self.text = nn.Linear(OUT_DIM, EMBED_DIM)
         self.head = nn.Linear(EMBED_DIM, OUT_DIM)
+        self.scale = Scale()  # registered last: its parameter comes last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, IN_DIM) → (B, OUT_DIM)."""
-        return self.head(self.video(x))
+        return self.head(self.video(x)) * self.scale.value
 
     def fsdp_units(self) -> list[nn.Module]:
         """FSDP shards the two towers one by one (one of them frozen); the head stays in the root unit."""
@@ -98,6 +108,7 @@ def infonce_loss(model: TinyNet, batch: dict[str, Any], temperature: float = 0.1
     t = F.normalize(model.text(batch["y"]), dim=-1)  # (B, D)
     v_all, t_all = all_gather_with_grad(v), all_gather_with_grad(t)  # (W*B, D)
     targets = rank() * len(v) + torch.arange(len(v))
+    temperature = temperature * model.scale.value
     v2t = F.cross_entropy(v @ t_all.T / temperature, targets)
     t2v = F.cross_entropy(t @ v_all.T / temperature, targets)
     return {"loss": (v2t + t2v) / 2, "loss_v2t": v2t, "loss_t2v": t2v}

@@ -21,6 +21,11 @@ parameters (the layer stacks of the kit's models and of transformers), outermost
 too (a frozen LM's memory is split as well; FSDP2 lets frozen and trainable parameters share a block). Tied
 parameters must live in one unit (GPT-2's tied embedding and head both stay in the root).
 
+FSDP2 cannot shard 0-d parameters (a contrastive temperature, ``MPLUGVideo.temp``): those stay whole on every
+process, outside FSDP (``ignored_params``), and a hook averages their gradients over processes as DDP would, each
+time one is accumulated (averaging a sum that is already equal on every process changes nothing, so accumulated
+micro-batches stay correct). `clip_grad_norm` combines the norms of the sharded and the whole gradients.
+
 Precision. ``precision="auto"`` autocasts the forward pass to bf16 on CUDA and keeps fp32 on CPU. Under FSDP on
 CUDA the same choice also gives a `MixedPrecisionPolicy` with bf16 parameters for compute and fp32 gradient
 reduction; shards, gradients and AdamW states stay fp32. On CPU FSDP runs fp32 (bf16 is slower than fp32 on CPUs
@@ -39,7 +44,7 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
-from vlstudy.distributed import DistInfo
+from vlstudy.distributed import DistInfo, all_reduce_sum, world_size
 
 __all__ = ["Parallel", "LossModule", "autocast_dtype", "fsdp_units", "shard_fsdp", "wrap_ddp", "to_device",
            "gradient_sync", "clip_grad_norm"]
@@ -111,11 +116,20 @@ def shard_fsdp(root: nn.Module, model: nn.Module, param_dtype: torch.dtype | Non
         The units sharded (the root not included).
     """
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype else None)
+    scalars = {p for p in root.parameters() if p.ndim == 0}  # FSDP2 needs a dimension to shard
     units = fsdp_units(model)
     for unit in units:
-        fully_shard(unit, mp_policy=policy)
-    fully_shard(root, mp_policy=policy)
+        fully_shard(unit, mp_policy=policy, ignored_params=scalars & set(unit.parameters()))
+    fully_shard(root, mp_policy=policy, ignored_params=scalars)
+    for p in scalars:
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(_average_gradient)
     return units
+
+
+def _average_gradient(param: torch.Tensor) -> None:
+    """Replace a whole (unsharded) parameter's gradient by its mean over the processes."""
+    param.grad.copy_(all_reduce_sum(param.grad) / world_size())
 
 
 def wrap_ddp(module: nn.Module, dist: DistInfo, find_unused_parameters: bool) -> DistributedDataParallel:
@@ -153,10 +167,21 @@ def gradient_sync(module: nn.Module, enabled: bool) -> Iterator[None]:
 def clip_grad_norm(parameters: list[torch.Tensor], max_norm: float) -> float:
     """Clip the global gradient norm of `parameters` to `max_norm`; returns the norm before clipping.
 
-    With FSDP the gradients are DTensor shards; torch computes the global norm over them and returns it as a
-    DTensor, gathered here into a plain number (the same on every process).
+    Plain gradients (one process, DDP) go through ``torch.nn.utils.clip_grad_norm_``. With FSDP most gradients are
+    DTensor shards, whose norm torch computes over all processes; the whole ones (0-d parameters) are added here,
+    and every gradient is scaled by ``min(1, max_norm / (norm + 1e-6))`` as ``clip_grad_norm_`` does. The norm is
+    the same number on every process.
     """
-    norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-    if isinstance(norm, DTensor):
-        norm = norm.full_tensor()
-    return float(norm)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    sharded = [g for g in grads if isinstance(g, DTensor)]
+    if not sharded:
+        return float(torch.nn.utils.clip_grad_norm_(parameters, max_norm))
+    whole = [g for g in grads if not isinstance(g, DTensor)]
+    squares = torch.nn.utils.get_total_norm(sharded).full_tensor() ** 2
+    if whole:
+        squares = squares + torch.nn.utils.get_total_norm(whole).to(squares.device) ** 2
+    norm = float(squares.sqrt())
+    scale = min(1.0, max_norm / (norm + 1e-6))
+    for g in grads:
+        g.mul_(scale)
+    return norm
