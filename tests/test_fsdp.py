@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_script import run
+import torch.distributed.checkpoint as dcp
+from _train_script import TinyNet, run
 from safetensors.torch import load_file
 from torch import nn
 
@@ -21,7 +22,7 @@ from vlstudy.models.abstractor import AbstractorBlock, AbstractorConfig
 from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig
 from vlstudy.models.text_lm import TextLMConfig, train_char_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig
-from vlstudy.train.checkpoint import latest_checkpoint, list_checkpoints
+from vlstudy.train.checkpoint import latest_checkpoint, list_checkpoints, trainable_state_dict
 from vlstudy.train.logging import read_log
 from vlstudy.train.parallel import fsdp_units
 from vlstudy.train.trainer import TrainConfig
@@ -127,6 +128,13 @@ def test_two_fsdp_processes_match_one_process_and_consolidate(tmp_path):
         reference = load_file(single.final_dir / "model.safetensors")
         for name in reference:
             torch.testing.assert_close(consolidated[name], reference[name], rtol=0, atol=TOLERANCE)
+        # the last sharded checkpoint read into a plain model in one process (docs/distributed.md's recipe)
+        model = TinyNet(0.0)
+        (model.text if loss == "mse" else model.head).requires_grad_(False)
+        state = {"model": trainable_state_dict(model)}
+        dcp.load(state, checkpoint_id=last / "sharded")
+        for name, tensor in state["model"].items():
+            assert torch.equal(tensor, consolidated[name]), name
     infonce = _train_records(fsdp / "infonce" / "train_log.jsonl")
     assert infonce[-1]["loss"] < 0.5 * infonce[0]["loss"]  # the loss moved, so matching trajectories compare something
 
