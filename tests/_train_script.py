@@ -13,6 +13,7 @@ entry of the sharded model's state dict gathered with ``DTensor.full_tensor()``,
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,12 @@ def run(
     step_sleep: float = 0.0,
     parallel: str = "ddp",
 ) -> TrainSummary:
-    """Build the tiny model and data (seed 0) and train; the tower a loss does not use is frozen."""
-    torch.manual_seed(0)
+    """Build the tiny model and data (seed 0) and train; the tower a loss does not use is frozen.
+
+    FSDP runs build the model from seed RANK, another model on each process: the trainer starts all from rank 0's
+    (seed 0, the single-process model), as DDP does.
+    """
+    torch.manual_seed(int(os.environ.get("RANK", "0")) if parallel == "fsdp" else 0)
     model = TinyNet(dropout)
     (model.text if loss == "mse" else model.head).requires_grad_(False)
     loss_fn = LOSSES[loss]

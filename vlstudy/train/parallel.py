@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
+import torch.distributed
 from torch import nn
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
@@ -105,7 +106,9 @@ def shard_fsdp(root: nn.Module, model: nn.Module, param_dtype: torch.dtype | Non
     """Apply FSDP2 in place: `fully_shard` each of ``fsdp_units(model)``, then `root` (which contains `model`).
 
     Call it after moving the model to its device and before building the optimizer (which must see the sharded
-    DTensor parameters). Every process must call it, with the same model.
+    DTensor parameters). Every process must call it, with the same architecture; the weights and buffers of rank 0
+    are broadcast first, as DDP does when it wraps a model, so a builder that drew different random weights on
+    each process still starts every process from one model.
 
     Args:
         root: the module whose forward every training and evaluation call goes through (a `LossModule`).
@@ -115,6 +118,9 @@ def shard_fsdp(root: nn.Module, model: nn.Module, param_dtype: torch.dtype | Non
     Returns:
         The units sharded (the root not included).
     """
+    with torch.no_grad():
+        for tensor in [*root.parameters(), *root.buffers()]:
+            torch.distributed.broadcast(tensor, src=0)
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype else None)
     scalars = {p for p in root.parameters() if p.ndim == 0}  # FSDP2 needs a dimension to shard
     units = fsdp_units(model)
