@@ -117,6 +117,9 @@ def test_two_fsdp_processes_match_one_process_and_consolidate(tmp_path):
         for a, b in zip(ours, one):
             for key in [k for k in b if k.startswith("loss")]:
                 assert a[key] == pytest.approx(b[key], abs=TOLERANCE), (loss, b["step"], key)
+            # the norm over sharded and whole (0-d) gradients; above grad_clip=3, so clipping acts on these steps
+            assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=TOLERANCE), (loss, b["step"])
+        assert max(r["grad_norm"] for r in one) > 3.0
         # the checkpoints are sharded: every rank wrote its own file, no full-tensor copy of the model
         last = list_checkpoints(fsdp / loss / "checkpoints")[-1]
         assert last.name == "step_00000010" and not (last / "model.safetensors").exists()
