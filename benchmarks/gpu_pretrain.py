@@ -4,6 +4,7 @@
     torchrun --standalone --nproc_per_node=8 benchmarks/gpu_pretrain.py   # 8 GPUs, DDP
     torchrun --standalone --nproc_per_node=8 benchmarks/gpu_pretrain.py --parallel fsdp
     python benchmarks/gpu_pretrain.py --tiny                              # a toy size on the CPU, in seconds
+    python benchmarks/gpu_pretrain.py --flops-per-clip                    # count only, on the CPU (~1 min)
 
 The model is the paper's pre-training set-up (Youku-mPLUG, Xu et al. 2023, Sec. 4.1 and 5.1) built from the kit's
 classes: a 12-layer TimeSformer of ViT-B/16 size (width 768, 12 heads, patch 16) on 8 frames of 224x224, the
@@ -117,6 +118,28 @@ def _caption_loss(model: MPLUGVideo, video: torch.Tensor, batch) -> torch.Tensor
     return model(video, batch.input_ids, batch.attention_mask, batch.labels).loss
 
 
+def flops_per_clip(size: BenchSize) -> tuple[int, int]:
+    """(forward, forward + backward) FLOPs of one clip at `size`, counted on the CPU without a GPU.
+
+    The LM's cost is linear in its depth, so the model is built with 1 and 2 LM layers and the count extrapolated
+    to ``size.lm_layers``: the 1.3B LM need not fit in memory.
+    """
+    counts = []
+    for layers in (1, 2):
+        small = dataclasses.replace(size, batch=1, lm_layers=layers)
+        torch.manual_seed(0)
+        model = build_model(small)
+        video, batch = _inputs(model, small, torch.device("cpu"))
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            loss = _caption_loss(model, video, batch)
+            forward = counter.get_total_flops()
+            loss.backward()
+        counts.append((forward, counter.get_total_flops()))
+    (forward_1, step_1), (forward_2, step_2) = counts
+    extra = size.lm_layers - 1
+    return forward_1 + extra * (forward_2 - forward_1), step_1 + extra * (step_2 - step_1)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -182,9 +205,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak of a GPU missing from the table")
     parser.add_argument("--json", help="also write the figures to this file (rank 0)")
+    parser.add_argument("--flops-per-clip", action="store_true", help="only count one clip's FLOPs, on the CPU")
     args = parser.parse_args(argv)
     size = TINY if args.tiny else BenchSize()
     size = dataclasses.replace(size, **{k: v for k, v in (("batch", args.batch), ("vocab", args.vocab)) if v})
+    if args.flops_per_clip:
+        forward, step = flops_per_clip(size)
+        print(f"one clip: forward {forward / 1e9:,.1f} GFLOP, forward + backward {step / 1e9:,.1f} GFLOP")
+        return {"forward_flops_per_clip": forward, "step_flops_per_clip": step}
     if not args.tiny and not torch.cuda.is_available():
         parser.error("no CUDA device: run with --tiny on a CPU")
     figures = run(size, args.parallel, args.steps, args.warmup, args.peak_tflops)

@@ -55,6 +55,19 @@ def test_tiny_run_on_the_cpu_reports_its_figures(tmp_path, capsys):
     assert 2.0 < figures["flops_per_step"] / counter.get_total_flops() < 3.0
 
 
+def test_flops_per_clip_extrapolated_in_lm_depth_equals_the_direct_count():
+    size = bench.dataclasses.replace(bench.TINY, batch=1, lm_layers=4)
+    forward, step = bench.flops_per_clip(size)
+    torch.manual_seed(0)
+    model = bench.build_model(size)
+    video, batch = bench._inputs(model, size, torch.device("cpu"))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        loss = bench._caption_loss(model, video, batch)
+        assert counter.get_total_flops() == forward
+        loss.backward()
+    assert counter.get_total_flops() == step
+
+
 @pytest.mark.slow
 def test_tiny_fsdp_run_under_torchrun(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT),
