@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tarfile
 
 import numpy as np
@@ -132,9 +133,20 @@ def test_shuffle_buffer_changes_the_order_not_the_set(many_records):
     assert sorted(plain) == sorted(mixed) and plain != mixed and indices(5) == mixed
 
 
-def test_command_line_packs_a_table(video_records, tmp_path, capsys):
+def test_command_line_packs_a_table_or_the_official_layout(video_files, video_records, tmp_path, capsys):
     write_table(video_records, tmp_path / "table.parquet")
     main(["pack", str(tmp_path / "out"), "--table", str(tmp_path / "table.parquet"), "--shard-size", "3"])
     assert capsys.readouterr().out.strip().endswith("5 samples in 2 shards (1 videos missing)")
     assert [s.count for s in read_index(tmp_path / "out").shards] == [3, 2]
-    assert pd.read_parquet(tmp_path / "table.parquet").shape[0] == 5
+    # the release layout: pretrain.csv beside videos/
+    release = tmp_path / "release"
+    (release / "videos").mkdir(parents=True)
+    shutil.copy(video_files.long, release / "videos" / "a.mp4")
+    shutil.copy(video_files.short, release / "videos" / "b.mp4")
+    (release / "pretrain.csv").write_text("video_id:FILE,title\na.mp4,标题甲\nb.mp4,标题乙\n", encoding="utf-8")
+    main(["pack", str(tmp_path / "pool"), "--youku", str(release), "--task", "pretrain"])
+    assert capsys.readouterr().out.strip().endswith("2 samples in 1 shards (0 videos missing)")
+    items = list(ShardDataset(tmp_path / "pool", 4, "eval", 32, fields=("title",), rank=0, world_size=1,
+                              shuffle=False, drop_last=False))
+    assert [(item["video_id"], item["title"], item["video"].shape) for item in items] == [
+        ("a.mp4", "标题甲", (4, 3, 32, 32)), ("b.mp4", "标题乙", (4, 3, 32, 32))]
