@@ -23,7 +23,9 @@ Differences from the official datasets, on purpose:
   batches of ``batch_size * world_size`` items from one permutation of ``(seed, epoch)``; rank ``r`` takes the
   ``r``-th slice of ``batch_size`` of each. Together the
   ``world_size`` processes therefore see exactly the batches one process with ``batch_size * world_size`` sees
-  (``torch.utils.data.DistributedSampler`` interleaves ranks item by item instead).
+  (``torch.utils.data.DistributedSampler`` interleaves ranks item by item instead). For a pool too large for a
+  folder of files, :mod:`vlstudy.data.shards` streams WebDataset tar shards into the same items
+  (:func:`decode_item`).
 """
 
 from __future__ import annotations
