@@ -89,7 +89,8 @@ def build_model(size: BenchSize) -> MPLUGVideo:
     tokenizer = train_char_tokenizer([], always_include=[characters])
     config = MPLUGVideoConfig(
         video=VideoEncoderConfig(image_size=size.image, patch_size=16, num_frames=size.frames,
-                                 hidden_size=size.video_width, num_layers=size.video_layers, num_heads=size.video_heads),
+                                 hidden_size=size.video_width, num_layers=size.video_layers,
+                                 num_heads=size.video_heads),
         abstractor=AbstractorConfig(num_queries=size.queries, num_heads=size.video_heads),
         lm=TextLMConfig(hidden_size=size.lm_width, num_layers=size.lm_layers, num_heads=size.lm_heads,
                         max_positions=size.queries + size.text + 8, dropout=0.0),
@@ -186,7 +187,10 @@ def run(size: BenchSize, parallel: str, steps: int, warmup: int, peak_tflops: fl
         times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
     peak = peak_tflops * 1e12 if peak_tflops else bf16_peak(torch.cuda.get_device_name(device)) if cuda else None
-    memory = torch.cuda.max_memory_allocated(device) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if cuda:
+        memory = torch.cuda.max_memory_allocated(device)
+    else:  # the process's peak resident size (Linux reports KiB)
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "processes": dist.world_size, "batch_per_process": size.batch, "step_s": step_s,
         "samples_per_s": size.batch * dist.world_size / step_s, "flops_per_step": flops,
