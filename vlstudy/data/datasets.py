@@ -23,13 +23,15 @@ Differences from the official datasets, on purpose:
   batches of ``batch_size * world_size`` items from one permutation of ``(seed, epoch)``; rank ``r`` takes the
   ``r``-th slice of ``batch_size`` of each. Together the
   ``world_size`` processes therefore see exactly the batches one process with ``batch_size * world_size`` sees
-  (``torch.utils.data.DistributedSampler`` interleaves ranks item by item instead).
+  (``torch.utils.data.DistributedSampler`` interleaves ranks item by item instead). For a pool too large for a
+  folder of files, :mod:`vlstudy.data.shards` streams WebDataset tar shards into the same items
+  (:func:`decode_item`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -43,13 +45,38 @@ from vlstudy.data.schema import RECORD_COLUMNS, validate_frame
 from vlstudy.data.transforms import TransformConfig, eval_transform, train_transform
 from vlstudy.data.video import Backend, VideoReadError, read_clip, sample_frame_indices
 
-__all__ = ["TASK_NUM_FRAMES", "VideoDataset", "collate_videos", "SkipLog", "VideoLoader", "make_loader"]
+__all__ = ["TASK_NUM_FRAMES", "VideoDataset", "item_rng", "decode_item", "collate_videos", "SkipLog", "VideoLoader",
+           "make_loader"]
 
 logger = logging.getLogger("vlstudy.data")
 
 TASK_NUM_FRAMES = {"pretrain": 4, "classification": 8, "captioning": 16, "retrieval": 4}
 
 _ITEM_STREAM = 1    # last word of an item's seed: [seed, epoch, index, 1]
+
+
+def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of item `index` (its row in the record table) in `epoch`: frames, crop and flip."""
+    return np.random.default_rng([seed, epoch, index, _ITEM_STREAM])
+
+
+def decode_item(item: dict[str, Any], frames: Callable[[], np.ndarray], mode: Literal["train", "eval"],
+                transform: TransformConfig, rng: np.random.Generator | None,
+                on_error: Literal["skip", "raise"]) -> dict[str, Any]:
+    """`item` with its ``video``: ``frames()`` ((T, H, W, 3) uint8) through the train or eval transform.
+
+    A `VideoReadError` from ``frames()`` is raised (``on_error="raise"``) or gives ``video`` None and ``error``
+    the reason naming the file (``"skip"``). Shared by `VideoDataset` and the shard loader
+    (:mod:`vlstudy.data.shards`), so both produce the same item for the same record, seed and epoch.
+    """
+    try:
+        clip = frames()
+    except VideoReadError as error:
+        if on_error == "raise":
+            raise
+        return {**item, "video": None, "error": str(error)}
+    item["video"] = train_transform(clip, transform, rng) if mode == "train" else eval_transform(clip, transform)
+    return item
 
 
 def _plain(value: Any) -> Any:
@@ -125,7 +152,7 @@ class VideoDataset(Dataset):
 
     def item_rng(self, index: int) -> np.random.Generator:
         """The generator of item `index` in the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, index, _ITEM_STREAM])
+        return item_rng(self.seed, self.epoch, index)
 
     def _frames(self, index: int, rng: np.random.Generator | None) -> np.ndarray:
         """(T, H, W, 3) uint8 frames of item `index`, from the cache or the file."""
@@ -139,17 +166,7 @@ class VideoDataset(Dataset):
         item: dict[str, Any] = {"index": index, "video_id": self.video_ids[index]}
         item.update({name: values[index] for name, values in self.fields.items()})
         rng = self.item_rng(index) if self.mode == "train" else None
-        try:
-            frames = self._frames(index, rng)
-        except VideoReadError as error:
-            if self.on_error == "raise":
-                raise
-            return {**item, "video": None, "error": str(error)}
-        if self.mode == "train":
-            item["video"] = train_transform(frames, self.transform, rng)
-        else:
-            item["video"] = eval_transform(frames, self.transform)
-        return item
+        return decode_item(item, lambda: self._frames(index, rng), self.mode, self.transform, rng, self.on_error)
 
 
 def collate_videos(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Atomic, resumable training checkpoints: one folder per optimizer step, ``<out>/checkpoints/step_00000100/``.
 
-A checkpoint holds everything needed to continue a run as if it had never stopped:
+A checkpoint holds everything needed to continue a run as if it had never stopped. A DDP or single-process run
+writes full tensors:
 
 ==========================  ==================================================================================
 ``model.safetensors``       trainable parameters and the persistent buffers (frozen parameters are not copied:
@@ -15,10 +16,19 @@ A checkpoint holds everything needed to continue a run as if it had never stoppe
 ``config.json``             the training config
 ==========================  ==================================================================================
 
-Only rank 0 writes. Files go into a hidden temporary folder next to the final one, are fsync'ed, and the folder
-is renamed into place with ``os.replace`` and its parent fsync'ed: a process killed at any instant leaves either a
-complete checkpoint or a ``.tmp-*`` folder that is ignored (and removed by `remove_stale_tmp`). `latest_checkpoint`
-picks the highest step; `prune_checkpoints` keeps the last N.
+An FSDP run writes a *sharded* checkpoint instead (`save_sharded_checkpoint`): ``model.safetensors`` and
+``optimizer.pt`` are replaced by ``sharded/``, a ``torch.distributed.checkpoint`` (DCP) folder in which every rank
+writes its own shards of the trainable parameters, buffers and AdamW states (``__<rank>_0.distcp``) and rank 0 the
+``.metadata`` index; the other files are the same. DCP can read such a folder back into any number of processes
+(the trainer still requires the same number, because the data position counts global batches). DCP's
+``.metadata`` is a pickle: load only checkpoints your own runs wrote. `consolidate` gathers a sharded model into
+the format `export_final` writes, for evaluation in a single process.
+
+Only rank 0 writes (and every rank its own shards of a sharded checkpoint). Files go into a hidden temporary folder
+next to the final one, are fsync'ed, and the folder is renamed into place with ``os.replace`` and its parent
+fsync'ed: a process killed at any instant leaves either a complete checkpoint or a ``.tmp-*`` folder that is
+ignored (and removed by `remove_stale_tmp`). `latest_checkpoint` picks the highest step; `prune_checkpoints` keeps
+the last N.
 
 The data order needs no state: the sampler's epoch order is a function of (seed, epoch) and datasets derive their
 randomness from (seed, epoch, index). The generator states saved are the global ones that code draws from
@@ -27,37 +37,36 @@ implicitly (dropout uses torch's default generator), restored per rank so that d
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import random
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed.checkpoint as dcp
 from safetensors.torch import load_file, save_file, save_model
 from torch import nn
+from torch.distributed.checkpoint import state_dict as dcp_state
 
-__all__ = [
-    "CHECKPOINT_PREFIX",
-    "TrainState",
-    "capture_rng_state",
-    "restore_rng_state",
-    "trainable_state_dict",
-    "save_checkpoint",
-    "load_checkpoint",
-    "read_checkpoint_info",
-    "list_checkpoints",
-    "latest_checkpoint",
-    "prune_checkpoints",
-    "remove_stale_tmp",
-    "export_final",
-]
+from vlstudy.distributed import barrier, is_main_process
+
+__all__ = ["CHECKPOINT_PREFIX", "TrainState", "capture_rng_state", "restore_rng_state", "trainable_state_dict",
+           "save_checkpoint", "load_checkpoint", "SHARDED_DIR", "is_sharded", "save_sharded_checkpoint",
+           "load_sharded_checkpoint", "read_checkpoint_info", "list_checkpoints", "latest_checkpoint",
+           "prune_checkpoints", "remove_stale_tmp", "export_final", "consolidate"]
 
 CHECKPOINT_PREFIX = "step_"
 _TMP_PREFIX = ".tmp-"
+SHARDED_DIR = "sharded"  # the DCP folder of a sharded checkpoint
+# Frozen parameters are left out, as from full-tensor checkpoints; `_check_names` keeps loading strict.
+_SHARDED = dcp_state.StateDictOptions(ignore_frozen_params=True, strict=False)
 
 
 @dataclass
@@ -117,11 +126,7 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     all_params = {name for name, _ in model.named_parameters(remove_duplicate=False)}
-    return {
-        name: tensor
-        for name, tensor in model.state_dict().items()
-        if name in trainable or name not in all_params
-    }
+    return {name: tensor for name, tensor in model.state_dict().items() if name in trainable or name not in all_params}
 
 
 def _fsync(path: Path) -> None:
@@ -152,13 +157,8 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 def save_checkpoint(
-    root: Path,
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    state: TrainState,
-    rng_states: list[dict[str, Any]],
+    root: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, state: TrainState, rng_states: list[dict[str, Any]],
     config: dict[str, Any],
 ) -> Path:
     """Write checkpoint ``root/step_<state.step>`` atomically (call on rank 0 only).
@@ -178,12 +178,21 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{CHECKPOINT_PREFIX}{state.step:08d}"
     tmp = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     weights = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in trainable_state_dict(model).items()}
     save_file(weights, tmp / "model.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    _write_run_state(tmp, scheduler, state, rng_states, config)
+    _replace_dir(tmp, final)
+    return final
+
+
+def _write_run_state(
+    tmp: Path, scheduler: torch.optim.lr_scheduler.LRScheduler, state: TrainState,
+    rng_states: list[dict[str, Any]], config: dict[str, Any],
+) -> None:
+    """The files every checkpoint has: scheduler, generator states, data position, config."""
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     rng_tensors = {}
     for r, rng in enumerate(rng_states):
@@ -194,8 +203,6 @@ def save_checkpoint(
     _write_json(tmp / "rng.json", [{"python": rng["python"], "numpy": rng["numpy"]} for rng in rng_states])
     _write_json(tmp / "trainer_state.json", asdict(state))
     _write_json(tmp / "config.json", config)
-    _replace_dir(tmp, final)
-    return final
 
 
 def _rng_state_of_rank(path: Path, rank: int) -> dict[str, Any]:
@@ -203,11 +210,8 @@ def _rng_state_of_rank(path: Path, rank: int) -> dict[str, Any]:
     plain = json.loads((path / "rng.json").read_text(encoding="utf-8"))
     if f"rank{rank}.torch_cpu" not in tensors or rank >= len(plain):
         raise ValueError(f"{path}: holds generator states of {len(plain)} process(es), none for rank {rank}")
-    return {
-        "torch_cpu": tensors[f"rank{rank}.torch_cpu"],
-        "torch_cuda": tensors.get(f"rank{rank}.torch_cuda"),
-        **plain[rank],
-    }
+    return {"torch_cpu": tensors[f"rank{rank}.torch_cpu"], "torch_cuda": tensors.get(f"rank{rank}.torch_cuda"),
+            **plain[rank]}
 
 
 def read_checkpoint_info(path: Path) -> tuple[TrainState, dict[str, Any]]:
@@ -217,12 +221,8 @@ def read_checkpoint_info(path: Path) -> tuple[TrainState, dict[str, Any]]:
 
 
 def load_checkpoint(
-    path: Path,
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    rank: int = 0,
+    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, rank: int = 0,
 ) -> tuple[TrainState, dict[str, Any]]:
     """Load a checkpoint into `model`, `optimizer` and `scheduler` (created as for a fresh run).
 
@@ -240,20 +240,76 @@ def load_checkpoint(
         ValueError: if the saved weights do not match the model's trainable entries (names listed).
     """
     weights = load_file(path / "model.safetensors")
-    expected = set(trainable_state_dict(model))
-    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path / 'model.safetensors'} does not match {type(model).__name__}: "
-            f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
-        )
+    _check_names(path / "model.safetensors", model, set(trainable_state_dict(model)), set(weights))
     model.load_state_dict(weights, strict=False)
     device = next(model.parameters()).device
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
+    return _read_run_state(path, scheduler, rank)
+
+
+def _check_names(where: Path, model: nn.Module, expected: set[str], saved: set[str]) -> None:
+    missing, unexpected = sorted(expected - saved), sorted(saved - expected)
+    if missing or unexpected:
+        def first(names: list[str]) -> str:
+            return f"{names[:5]}{' ...' if len(names) > 5 else ''}"
+        raise ValueError(f"{where} does not match {type(model).__name__}: missing {first(missing)}, "
+                         f"unexpected {first(unexpected)}")
+
+
+def _read_run_state(path: Path, scheduler: torch.optim.lr_scheduler.LRScheduler, rank: int) -> tuple[TrainState, dict]:
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     state, _ = read_checkpoint_info(path)
     return state, _rng_state_of_rank(path, rank)
+
+
+def is_sharded(path: Path) -> bool:
+    """Whether checkpoint folder `path` was written by `save_sharded_checkpoint` (FSDP)."""
+    return (path / SHARDED_DIR).is_dir()
+
+
+def save_sharded_checkpoint(
+    root: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, state: TrainState, rng_states: list[dict[str, Any]] | None,
+    config: dict[str, Any],
+) -> Path:
+    """Write sharded checkpoint ``root/step_<state.step>`` atomically and return it; a collective (every rank).
+
+    Arguments are those of `save_checkpoint`, except: `root` must be on a file system every rank writes to;
+    `model` is the model whose blocks FSDP sharded (not the root wrapper, so names are the model's); `rng_states`
+    is the list of every rank's states on rank 0 (`gather_to_main`) and None elsewhere.
+    """
+    final = root / f"{CHECKPOINT_PREFIX}{state.step:08d}"
+    tmp = root / f"{_TMP_PREFIX}{final.name}-sharded"  # one name for all ranks
+    if is_main_process():
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier()
+    model_state, optim_state = dcp_state.get_state_dict(model, optimizer, options=_SHARDED)
+    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=tmp / SHARDED_DIR)  # fsyncs its files
+    if is_main_process():
+        _write_run_state(tmp, scheduler, state, rng_states, config)
+        _replace_dir(tmp, final)
+    barrier()
+    return final
+
+
+def load_sharded_checkpoint(
+    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler, rank: int,
+) -> tuple[TrainState, dict[str, Any]]:
+    """`load_checkpoint` for a sharded checkpoint and an FSDP-sharded `model`; a collective (every rank).
+
+    Strict like `load_checkpoint`: the saved entries must be the model's trainable parameters and buffers.
+    """
+    model_state, optim_state = dcp_state.get_state_dict(model, optimizer, options=_SHARDED)
+    saved = dcp.FileSystemReader(path / SHARDED_DIR).read_metadata().state_dict_metadata
+    saved_model = {name.removeprefix("model.") for name in saved if name.startswith("model.")}
+    _check_names(path / SHARDED_DIR, model, set(model_state), saved_model)
+    loaded = {"model": model_state, "optim": optim_state}
+    dcp.load(loaded, checkpoint_id=path / SHARDED_DIR)
+    dcp_state.set_state_dict(model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"],
+                   options=_SHARDED)
+    return _read_run_state(path, scheduler, rank)
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -292,17 +348,51 @@ def remove_stale_tmp(root: Path) -> None:
                 shutil.rmtree(child, ignore_errors=True)
 
 
-def export_final(model: nn.Module, folder: Path) -> Path:
+@contextmanager
+def _presenting(model: nn.Module, state_dict: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """Make ``model.state_dict()`` return `state_dict` (if not None) inside the block: a model's own
+    ``save_pretrained`` reads its weights through it, and a sharded model's would be DTensor shards."""
+    if state_dict is None:
+        yield
+        return
+    model.state_dict = lambda *args, **kwargs: state_dict
+    try:
+        yield
+    finally:
+        del model.state_dict
+
+
+def export_final(model: nn.Module, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """Export the whole model to `folder` atomically: its own ``save_pretrained`` if it has one, else
     ``model.safetensors`` with the full state dict (shared tensors stored once, as safetensors' save_model does).
+
+    `state_dict` (`consolidate` passes the one it gathered) is written instead of ``model.state_dict()``; a
+    ``save_pretrained`` that takes ``state_dict=`` (Hugging Face's) receives it as that argument. `folder` is
+    replaced if it exists.
     """
     tmp = folder.with_name(f"{_TMP_PREFIX}{folder.name}-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(tmp)
+    save = getattr(model, "save_pretrained", None) or (lambda out: save_model(model, str(out / "model.safetensors")))
+    if state_dict is not None and "state_dict" in inspect.signature(save).parameters:
+        save(tmp, state_dict=state_dict)
     else:
-        save_model(model, str(tmp / "model.safetensors"))
+        with _presenting(model, state_dict):
+            save(tmp)
     _replace_dir(tmp, folder)
+    return folder
+
+
+def consolidate(model: nn.Module, folder: Path) -> Path:
+    """Export an FSDP-sharded model like `export_final`, gathering its full weights; a collective.
+
+    Every rank sends its shards; rank 0 receives the full state dict on the CPU
+    (``get_model_state_dict(full_state_dict=True, cpu_offload=True)``, so GPU memory never holds the whole model)
+    and writes `folder`. The result loads into an unsharded model in one process, e.g. for evaluation.
+    """
+    options = dcp_state.StateDictOptions(full_state_dict=True, cpu_offload=True)
+    full = dcp_state.get_model_state_dict(model, options=options)
+    if is_main_process():
+        export_final(model, folder, state_dict=full)
+    barrier()
     return folder

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pandas and matplotlib are imported where used: training pro
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["JsonlLog", "read_log", "truncate_log", "loss_table", "loss_curve"]
+__all__ = ["JsonlLog", "read_log", "truncate_log", "last_results", "loss_table", "loss_curve"]
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -61,6 +61,17 @@ def truncate_log(path: Path, step: int) -> int:
     kept = [r for r in records if r["step"] <= step]
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     return len(records) - len(kept)
+
+
+def last_results(path: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """The loss terms of the last train record and the metrics of the last eval record of a log ({} if none)."""
+    records = read_log(path)
+    train = [r for r in records if r.get("kind") == "train"]
+    evals = [r for r in records if r.get("kind") == "eval"]
+    drop = {"kind", "step", "epoch", "grad_norm", "samples_per_s", "elapsed_s", "skipped_videos"}
+    losses = {k: v for k, v in train[-1].items() if k not in drop and not k.startswith("lr/")} if train else {}
+    metrics = {k: v for k, v in evals[-1].items() if k not in {"kind", "step"}} if evals else {}
+    return losses, metrics
 
 
 class JsonlLog:

@@ -1,9 +1,11 @@
-"""The one trainer every stage uses: AdamW + warmup/cosine, accumulation, bf16 autocast, DDP, exact resume.
+"""The one trainer every stage uses: AdamW + warmup/cosine, accumulation, bf16 autocast, DDP or FSDP, exact resume.
 
 It follows the official Youku-mPLUG / mPLUG-2 training loop (shared/DESIGN.md, "Optimisation": AdamW, weight
 decay 0.05, gradient clipping at 3.0, a per-step linear warmup then cosine; pretrain lr 1e-4 with 2000 warmup
 steps, classification and captioning 2e-5 with 100, retrieval 1e-4) and adds what a study kit needs: checkpoints
-that resume bit-exactly, a JSON-lines log, and a DDP path that reproduces the single-process run.
+that resume bit-exactly, a JSON-lines log, and a DDP path that reproduces the single-process run. FSDP
+(``parallel="fsdp"``, :mod:`vlstudy.train.parallel`) shards the model for models that outgrow one GPU; its
+checkpoints are sharded too, and the final export is consolidated into the same format as DDP's.
 
 Units. A *step* is one optimizer update. It consumes `grad_accum_steps` micro-batches per process; each
 micro-batch is this process's slice of one global batch of ``batch_size * world_size`` items (`GlobalBatchSampler`),
@@ -14,13 +16,14 @@ micro-batches at the end of an epoch are not used). The run lasts `max_steps` st
 needed (the Hugging Face Trainer's rule).
 
 Losses. ``loss_fn(model, batch)`` returns a dict with "loss" (a scalar tensor, the mean over the process's
-micro-batch) and optionally other scalars to log. The trainer divides by `grad_accum_steps` before backward; DDP
-averages gradients over processes; so a step's gradient is that of the mean over the global batch, as with one
-process. The whole ``loss_fn(model, batch)`` call runs as the forward of the DDP wrapper, so it may call any
-method of the model (``model.encode_video(...)``), not only ``model(...)``, and gradients are still synchronised.
-Learnable parts of a loss (a contrastive temperature) belong to the model, where the optimizer finds them.
-Contrastive losses gather features with `vlstudy.distributed.all_gather_with_grad` and average over the
-process's own rows; averaged over processes that is the loss over the global batch.
+micro-batch) and optionally other scalars to log. The trainer divides by `grad_accum_steps` before backward; DDP or
+FSDP averages gradients over processes; so a step's gradient is that of the mean over the global batch, as with one
+process. The whole ``loss_fn(model, batch)`` call runs as the forward of the DDP (FSDP) wrapper, so it may call any
+method of the model (``model.encode_video(...)``), not only ``model(...)``, and gradients are still synchronised
+(under FSDP ``eval_fn`` runs through the wrapper too; after `fit` the parameters stay sharded: evaluate a model
+loaded from ``final/``). Learnable parts of a loss (a contrastive temperature) belong to the model, where the
+optimizer finds them. Contrastive losses gather features with `vlstudy.distributed.all_gather_with_grad` and average
+over the process's own rows; averaged over processes that is the loss over the global batch.
 
 Modes. The trainer never calls ``model.train()``: the model arrives in the mode its builder chose (frozen parts
 in eval mode, STYLE.md rule 6). For evaluation it sets eval mode and afterwards restores every submodule's own
@@ -39,15 +42,12 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -55,20 +55,20 @@ from vlstudy.config import to_dict
 from vlstudy.data.datasets import SkipLog
 from vlstudy.data.sampler import GlobalBatchSampler, num_global_batches
 from vlstudy.distributed import all_reduce_sum, barrier, gather_to_main, setup_distributed
-from vlstudy.train.checkpoint import (
-    TrainState,
-    capture_rng_state,
-    export_final,
-    latest_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    read_checkpoint_info,
-    remove_stale_tmp,
-    restore_rng_state,
-    save_checkpoint,
-)
-from vlstudy.train.logging import JsonlLog, read_log
+from vlstudy.train import checkpoint as ckpt
+from vlstudy.train.checkpoint import TrainState
+from vlstudy.train.config import NonFiniteLossError, TrainConfig, TrainSummary
+from vlstudy.train.logging import JsonlLog, last_results
 from vlstudy.train.optim import build_optimizer, build_scheduler, group_lrs
+from vlstudy.train.parallel import (
+    LossModule,
+    autocast_dtype,
+    clip_grad_norm,
+    gradient_sync,
+    shard_fsdp,
+    to_device,
+    wrap_ddp,
+)
 
 __all__ = ["TrainConfig", "Trainer", "TrainSummary", "NonFiniteLossError", "LossFn", "EvalFn", "seed_all"]
 
@@ -88,141 +88,6 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation and bookkeeping of one training run (one `params.yaml` section's ``train`` block).
-
-    Attributes:
-        lr: peak learning rate (DESIGN.md: pretrain 1e-4, classification/captioning 2e-5, retrieval 1e-4).
-        min_lr: the cosine's floor at `max_steps` (official configs: 1e-6; retrieval 1e-7).
-        weight_decay: AdamW decay of weight matrices (0.05).
-        betas: AdamW betas.
-        eps: AdamW epsilon.
-        warmup_steps: optimizer steps of linear warmup from 0 (pretrain 2000; cls/caption 100).
-        max_steps: optimizer steps of the run; None means ``epochs * steps_per_epoch``.
-        epochs: the run's length in epochs when `max_steps` is None (ignored otherwise).
-        batch_size: items per process per micro-batch.
-        grad_accum_steps: micro-batches per optimizer step.
-        grad_clip: max global gradient norm (3.0); None disables clipping (the norm is still logged).
-        lr_scale: module-name prefix → lr multiplier, e.g. ``{"video_encoder": 0.1}`` for a CLIP-initialised
-            video encoder.
-        precision: "auto" (bf16 autocast on CUDA, fp32 on CPU), "fp32", or "bf16" (autocast on any device).
-        log_every: log every this many steps (and always the last step).
-        checkpoint_every: checkpoint every this many steps; None = only the final checkpoint.
-        keep_checkpoints: how many recent checkpoints to keep (>= 1).
-        eval_every: run `eval_fn` every this many steps; None = only at the end.
-        seed: fixes the data order, item randomness and the (per-rank) torch generator.
-        num_workers: DataLoader worker processes.
-        gradient_checkpointing: call the model's ``activation_checkpointing_enable()`` (transformers 5) or
-            ``gradient_checkpointing_enable()``, non-reentrant.
-        drop_last: drop a partial last global batch of each epoch.
-        find_unused_parameters: tell DDP that some trainable parameters may get no gradient in a step (costs a
-            graph traversal per step; leave False unless DDP asks for it).
-    """
-
-    lr: float = 1e-4
-    min_lr: float = 1e-6
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_steps: int = 0
-    max_steps: int | None = None
-    epochs: int = 1
-    batch_size: int = 8
-    grad_accum_steps: int = 1
-    grad_clip: float | None = 3.0
-    lr_scale: dict[str, float] = field(default_factory=dict)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    log_every: int = 10
-    checkpoint_every: int | None = None
-    keep_checkpoints: int = 2
-    eval_every: int | None = None
-    seed: int = 0
-    num_workers: int = 0
-    gradient_checkpointing: bool = False
-    drop_last: bool = True
-    find_unused_parameters: bool = False
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0 or not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}")
-        positive = {"batch_size": self.batch_size, "grad_accum_steps": self.grad_accum_steps,
-                    "epochs": self.epochs, "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints,
-                    "max_steps": self.max_steps, "checkpoint_every": self.checkpoint_every,
-                    "eval_every": self.eval_every}
-        for name, value in positive.items():
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.warmup_steps < 0 or self.num_workers < 0:
-            raise ValueError(f"warmup_steps and num_workers must be >= 0, got {self.warmup_steps}, {self.num_workers}")
-        if self.max_steps is not None and self.warmup_steps > self.max_steps:
-            raise ValueError(f"warmup_steps {self.warmup_steps} exceeds max_steps {self.max_steps}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
-
-
-class NonFiniteLossError(RuntimeError):
-    """A step's loss (or gradient norm) is NaN or infinite; training stopped before applying the update."""
-
-
-@dataclass
-class TrainSummary:
-    """What `Trainer.fit` returns.
-
-    Attributes:
-        final_step: optimizer steps done (= the run's max steps).
-        losses: the last step's loss terms (averaged over micro-batches and processes).
-        metrics: the last `eval_fn` result ({} without one).
-        log_path: the JSON-lines training log.
-        checkpoint: the final checkpoint folder.
-        final_dir: the exported model (``out_dir/final``).
-        seconds: wall time of this `fit` call.
-        samples_per_s: items per second over the steps trained in this call, all processes together.
-        skipped_videos: bad videos the collate function dropped over the whole run.
-    """
-
-    final_step: int
-    losses: dict[str, float]
-    metrics: dict[str, float]
-    log_path: Path
-    checkpoint: Path | None
-    final_dir: Path
-    seconds: float
-    samples_per_s: float
-    skipped_videos: int
-
-
-class _LossModule(nn.Module):
-    """``loss_fn(model, batch)`` as a module, so DDP's forward covers the whole loss computation."""
-
-    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
-        super().__init__()
-        self.model = model
-        self.loss_fn = loss_fn
-
-    def forward(self, batch: Any) -> Mapping[str, Any]:
-        return self.loss_fn(self.model, batch)
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside nested dicts/lists/tuples to `device`; other values are returned unchanged."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"precision={precision!r} needs bf16, which {torch.cuda.get_device_name(device)} lacks")
-    return torch.bfloat16
 
 
 class Trainer:
@@ -283,9 +148,13 @@ class Trainer:
         if config.warmup_steps > self.max_steps:
             raise ValueError(f"warmup_steps {config.warmup_steps} exceeds the run's {self.max_steps} steps")
         self.samples_per_step = global_batch * config.grad_accum_steps
-        self.autocast_dtype = _autocast_dtype(config.precision, self.device)
+        self.autocast_dtype = autocast_dtype(config.precision, self.device)
         if config.gradient_checkpointing:
             self._enable_gradient_checkpointing()
+        self.step_module: nn.Module = LossModule(self.model)  # DDP-wrapped in `fit`, or FSDP-sharded here
+        self.sharded = config.parallel == "fsdp" and self.dist.world_size > 1
+        if self.sharded:  # before the optimizer, which must hold the sharded parameters
+            shard_fsdp(self.step_module, self.model, self.autocast_dtype if self.device.type == "cuda" else None)
 
         self.optimizer = build_optimizer(
             self.model, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas, eps=config.eps,
@@ -348,17 +217,15 @@ class Trainer:
         accum = len(micro_batches)
         sums: dict[str, torch.Tensor] = {}
         skipped = 0
-        ddp = isinstance(step_module, DistributedDataParallel)
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(micro_batches):
             if isinstance(batch, Mapping):
                 skipped += len(batch.get("skipped", ()))
             self._skip_log.record(batch)
-            batch = _to_device(batch, self.device)
-            last = i == accum - 1
-            with step_module.no_sync() if ddp and not last else nullcontext():  # sync gradients once per step
+            batch = to_device(batch, self.device)
+            with gradient_sync(step_module, enabled=i == accum - 1):  # sync gradients once per step
                 with self._autocast():
-                    out = step_module(batch)
+                    out = step_module(self.loss_fn, batch)
                 if "loss" not in out:
                     raise KeyError(f"loss_fn returned keys {sorted(out)}; it must return a 'loss' entry")
                 (out["loss"] / accum).backward()
@@ -375,7 +242,7 @@ class Trainer:
         if not math.isfinite(losses["loss"]):
             raise NonFiniteLossError(f"loss is {losses['loss']} at step {step}")
         max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, max_norm))
+        grad_norm = clip_grad_norm(self.trainable, max_norm)
         if not math.isfinite(grad_norm):
             raise NonFiniteLossError(f"gradient norm is {grad_norm} at step {step} (loss {losses['loss']:.6g})")
         self.optimizer.step()
@@ -387,36 +254,38 @@ class Trainer:
         modes = {module: module.training for module in self.model.modules()}
         self.model.eval()
         try:
-            with torch.no_grad(), self._autocast():
-                metrics = dict(self.eval_fn(self.model, step))
+            with torch.no_grad(), self._autocast():  # under FSDP through the root, which gathers the parameters
+                metrics = dict(self.step_module(self.eval_fn, step) if self.sharded else self.eval_fn(self.model, step))
         finally:
             for module, training in modes.items():
                 module.training = training
         return metrics
 
     def _checkpoint(self, state: TrainState) -> Path:
-        rng_states = gather_to_main(capture_rng_state())
-        path = self.checkpoint_dir / f"step_{state.step:08d}"
+        """Rank 0 writes a full-tensor checkpoint, or every rank its shards of a sharded one (FSDP)."""
+        contents = {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, "state": state,
+                    "rng_states": gather_to_main(ckpt.capture_rng_state()), "config": to_dict(self.config)}
+        path = self.checkpoint_dir / f"{ckpt.CHECKPOINT_PREFIX}{state.step:08d}"
+        if self.sharded:
+            ckpt.save_sharded_checkpoint(self.checkpoint_dir, **contents)
+        elif self.is_main:
+            ckpt.save_checkpoint(self.checkpoint_dir, **contents)
         if self.is_main:
-            path = save_checkpoint(
-                self.checkpoint_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                state=state, rng_states=rng_states, config=to_dict(self.config),
-            )
-            prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
+            ckpt.prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
         barrier()
         return path
 
     def _resume(self) -> tuple[TrainState, Path | None]:
         """Load the latest checkpoint of `out_dir` if there is one; else seed a fresh run."""
         if self.is_main:
-            remove_stale_tmp(self.checkpoint_dir)
+            ckpt.remove_stale_tmp(self.checkpoint_dir)
         barrier()
-        path = latest_checkpoint(self.checkpoint_dir)
+        path = ckpt.latest_checkpoint(self.checkpoint_dir)
         if path is None:
             # The global generators that code draws from implicitly (dropout: torch's), one stream per process.
             seed_all(self.config.seed + self.dist.rank)
             return TrainState(world_size=self.dist.world_size), None
-        saved_state, saved_config = read_checkpoint_info(path)
+        saved_state, saved_config = ckpt.read_checkpoint_info(path)
         if saved_state.world_size != self.dist.world_size:
             raise ValueError(
                 f"{path}: written by {saved_state.world_size} process(es); this run has {self.dist.world_size}"
@@ -427,10 +296,13 @@ class Trainer:
                     f"{path / 'config.json'}: {key}={saved_config[key]!r} but this run has "
                     f"{key}={getattr(self.config, key)!r}; resume with the same value or use a new out_dir"
                 )
-        state, rng = load_checkpoint(
-            path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, rank=self.dist.rank
-        )
-        restore_rng_state(rng)
+        if ckpt.is_sharded(path) != self.sharded:
+            kinds = ("full-tensor (DDP or one process)", "sharded (FSDP)")
+            raise ValueError(f"{path}: a {kinds[ckpt.is_sharded(path)]} checkpoint; this run is {kinds[self.sharded]}")
+        load = ckpt.load_sharded_checkpoint if self.sharded else ckpt.load_checkpoint
+        state, rng = load(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                          rank=self.dist.rank)
+        ckpt.restore_rng_state(rng)
         return state, path
 
     # ---------------------------------------------------------------- the loop
@@ -449,12 +321,9 @@ class Trainer:
         if state.step >= self.max_steps:
             return self._finished_summary(state, checkpoint, time.perf_counter() - t0)
         log = JsonlLog(self.log_path, resume_step=state.step) if self.is_main else None
-        step_module: nn.Module = _LossModule(self.model, self.loss_fn)
-        if self.dist.world_size > 1:
-            step_module = DistributedDataParallel(
-                step_module, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
-                find_unused_parameters=cfg.find_unused_parameters,
-            )
+        step_module = self.step_module
+        if self.dist.world_size > 1 and not self.sharded:
+            step_module = wrap_ddp(step_module, self.dist, cfg.find_unused_parameters)
         progress = tqdm(
             total=self.max_steps, initial=state.step, disable=not self.is_main, desc="train", mininterval=1.0
         )
@@ -508,8 +377,10 @@ class Trainer:
             if log is not None:
                 log.close()
         final_dir = self.out_dir / "final"
-        if self.is_main:
-            export_final(self.model, final_dir)
+        if self.sharded:
+            ckpt.consolidate(self.model, final_dir)
+        elif self.is_main:
+            ckpt.export_final(self.model, final_dir)
         barrier()
         seconds = time.perf_counter() - t0
         return TrainSummary(
@@ -520,12 +391,7 @@ class Trainer:
         )
 
     def _finished_summary(self, state: TrainState, checkpoint: Path | None, seconds: float) -> TrainSummary:
-        records = read_log(self.log_path)
-        train = [r for r in records if r.get("kind") == "train"]
-        evals = [r for r in records if r.get("kind") == "eval"]
-        drop = {"kind", "step", "epoch", "grad_norm", "samples_per_s", "elapsed_s", "skipped_videos"}
-        losses = {k: v for k, v in train[-1].items() if k not in drop and not k.startswith("lr/")} if train else {}
-        metrics = {k: v for k, v in evals[-1].items() if k not in {"kind", "step"}} if evals else {}
+        losses, metrics = last_results(self.log_path)
         return TrainSummary(
             final_step=state.step, losses=losses, metrics=metrics, log_path=self.log_path, checkpoint=checkpoint,
             final_dir=self.out_dir / "final", seconds=seconds, samples_per_s=0.0,
