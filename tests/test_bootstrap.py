@@ -4,18 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlstudy.metrics import (
-    Interval,
-    MetricError,
-    MetricResult,
-    bootstrap_ci,
-    intervals_overlap,
-    metric_intervals,
-    paired_bootstrap_ci,
-    paired_differences,
-    retrieval_metrics,
-)
-from vlstudy.metrics.base import Mean, Median
+from vlstudy.metrics.base import Mean, Median, MetricError, MetricResult
+from vlstudy.metrics.bootstrap import (Interval, bootstrap_ci, intervals_overlap, metric_intervals, paired_bootstrap_ci,
+                                       paired_differences)
+from vlstudy.metrics.retrieval import retrieval_metrics
 
 
 def expand(values, unit_of, counts):

@@ -10,18 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlstudy.data.filters import (
-    FILTERS,
-    FilterConfig,
-    apply_filters,
-    cjk_count,
-    filter_report,
-    flag_rules,
-    is_ad_title,
-    is_meaningless_title,
-    title_word_count,
-    title_words,
-)
+from vlstudy.data.filters import FILTERS, FilterConfig, apply_filters, filter_report, flag_rules
+from vlstudy.data.title_rules import cjk_count, is_ad_title, is_meaningless_title, title_word_count, title_words
 from vlstudy.data.fingerprint import (
     DedupConfig,
     candidate_pairs,

@@ -11,7 +11,8 @@ from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from vlstudy.metrics import MetricError, caption_metrics, close_shared_meteor, normalize_caption, shared_meteor
+from vlstudy.metrics.base import MetricError
+from vlstudy.metrics.captioning import caption_metrics, close_shared_meteor, normalize_caption, shared_meteor
 
 CHARS = "一个男人女孩小狗猫在草地上公园里跑步玩球吃饭唱歌跳舞厨房做菜汽车街道开过老师教室讲课"
 

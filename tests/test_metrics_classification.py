@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from vlstudy.data.classes import CLASS_NAMES, NUM_CLASSES
-from vlstudy.metrics import MetricError, classification_metrics, confusion_matrix, per_class_accuracy
+from vlstudy.metrics.base import MetricError
+from vlstudy.metrics.classification import classification_metrics, confusion_matrix, per_class_accuracy
 
 
 def scores_with_true_rank(labels, ranks, seed=0):

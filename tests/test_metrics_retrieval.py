@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from vlstudy.metrics import MetricError, retrieval_metrics
+from vlstudy.metrics.base import MetricError
+from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.metrics.retrieval import text_to_video_ranks, video_to_text_ranks
 
 

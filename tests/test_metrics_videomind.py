@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vlstudy.metrics import ID_COLUMN, MetricError, videomind_metrics
+from vlstudy.metrics.base import ID_COLUMN, MetricError
+from vlstudy.metrics.videomind import videomind_metrics
 from vlstudy.metrics.videomind import ground_truth_rank_profile, layer_similarities, videomind_tables
 
 

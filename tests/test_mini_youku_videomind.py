@@ -16,7 +16,7 @@ from vlstudy.data.prepare import PrepareConfig, prepare, write_prepared
 from vlstudy.data.schema import Record, read_table, records_to_frame
 from vlstudy.data.stats import tags_6w_table, videomind_text_statistics
 from vlstudy.data.youku import YoukuSourceConfig
-from vlstudy.metrics import videomind_metrics
+from vlstudy.metrics.videomind import videomind_metrics
 
 INTENT = re.compile(r"^(?P<subject>.+?)通过(?P<action>.+)旨在(?P<purpose>.+)。$")
 ITEMS = plan(dataclasses.replace(MiniYoukuConfig(), pool_videos=300))

@@ -11,15 +11,8 @@ import pandas as pd
 import pytest
 
 from vlstudy.data.filters import FilterConfig
-from vlstudy.data.prepare import (
-    BENCHMARK_KEYS,
-    AbsentSplitError,
-    PrepareConfig,
-    prepare,
-    present_in_manifest,
-    read_manifest,
-    write_prepared,
-)
+from vlstudy.data.prepare import BENCHMARK_KEYS, PrepareConfig, prepare, write_prepared
+from vlstudy.data.prepared import AbsentSplitError, present_in_manifest, read_manifest
 from vlstudy.data.schema import read_table
 from vlstudy.data.video import write_video
 from vlstudy.data.youku import MissingVideoError, YoukuSourceConfig

@@ -46,11 +46,11 @@ from vlstudy.data.youku import (
     YoukuSplit,
     load_benchmark,
 )
-from vlstudy.io import read_json, write_json
+from vlstudy.io import write_json
 from vlstudy.io import write_table as write_csv
 
-__all__ = ["PrepareConfig", "Prepared", "prepare", "write_prepared", "attach_ground_truth", "read_manifest",
-           "present_in_manifest", "require_present", "AbsentSplitError", "EXTRA_COLUMNS", "BENCHMARK_KEYS",
+__all__ = ["PrepareConfig", "Prepared", "prepare", "write_prepared", "attach_ground_truth", "EXTRA_COLUMNS",
+           "BENCHMARK_KEYS",
            "MISSING_VIDEOS_FILE"]
 
 logger = logging.getLogger("vlstudy.data")
@@ -59,10 +59,6 @@ EXTRA_COLUMNS = ("source_id", "factual", "abstract", "intent", "tags_6w", "descr
 BENCHMARK_KEYS = tuple((task, split) for task in TASKS if task != "pretrain" for split in SPLITS)
 """The nine benchmark (task, split) pairs, in manifest order."""
 MISSING_VIDEOS_FILE = "missing_videos.csv"
-
-
-class AbsentSplitError(FileNotFoundError):
-    """A stage asked for a split that the ingested copy of the release does not include (manifest.json)."""
 
 
 @dataclass
@@ -249,28 +245,3 @@ def write_prepared(prepared: Prepared, out_dir: Path) -> dict:
     }
     write_json(out_dir / "manifest.json", manifest)
     return manifest
-
-
-def read_manifest(data_dir: str | Path) -> dict:
-    """The ``manifest.json`` of a prepared data folder (written by `write_prepared`)."""
-    return read_json(Path(data_dir) / "manifest.json")
-
-
-def present_in_manifest(manifest: dict, task: str, split: str = POOL) -> bool:
-    """Whether the prepared data holds `task`/`split` (``"pretrain", "pool"`` for the pool): a later stage asks
-    this and skips, with a line in its report, what the release did not include."""
-    entry = manifest["pool"] if task == "pretrain" else manifest["splits"].get(f"{task}_{split}", {"present": False})
-    return bool(entry.get("present", True))  # manifests before partial releases held every split
-
-
-def require_present(data_dir: str | Path, task: str, split: str = POOL) -> None:
-    """Raise `AbsentSplitError` when the prepared data in `data_dir` records `task`/`split` as absent.
-
-    A folder without a manifest (not prepared yet) passes: the caller's own "file not found" then applies.
-    """
-    if not (Path(data_dir) / "manifest.json").is_file():
-        return
-    if not present_in_manifest(read_manifest(data_dir), task, split):
-        name = "the pre-training pool" if task == "pretrain" else f"the {task} {split} split"
-        raise AbsentSplitError(f"{data_dir}: {name} is absent from the ingested copy of the release (manifest.json "
-                               "lists it under 'absent'); skip this stage or add its CSV to source.root")

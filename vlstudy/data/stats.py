@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from matplotlib.figure import Figure
 
 from vlstudy.data.classes import CLASS_NAMES, SUPER_CATEGORIES, super_category_of
-from vlstudy.data.filters import title_word_count
+from vlstudy.data.title_rules import title_word_count
 from vlstudy.data.youku import REQUIRED_COLUMNS, check_ids, iter_csv_batches
 from vlstudy.plotting import use_cjk_font
 

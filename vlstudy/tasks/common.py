@@ -32,8 +32,7 @@ from vlstudy import io
 from vlstudy.config import from_dict, to_dict
 from vlstudy.data.datasets import VideoDataset, make_loader
 from vlstudy.data.frame_cache import FrameCacheConfig, build_frame_cache
-from vlstudy.data.prepare import require_present
-from vlstudy.data.schema import read_table
+from vlstudy.data.prepared import load_split
 from vlstudy.distributed import barrier, gather_to_main, is_main_process, rank, world_size
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import metric_intervals
@@ -119,16 +118,6 @@ class PhaseTimer:
             yield
         finally:
             self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.perf_counter() - start, 3)
-
-
-def load_split(data_dir: str | Path, task: str, split: str) -> pd.DataFrame:
-    """The prepared record table ``<data_dir>/<task>_<split>.parquet`` (``pretrain.parquet`` for the pool)."""
-    name = "pretrain.parquet" if task == "pretrain" else f"{task}_{split}.parquet"
-    path = Path(data_dir) / name
-    require_present(data_dir, task, split)  # AbsentSplitError: the release holds no such split
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such prepared split; run the data stage first (dvc repro data)")
-    return read_table(path)
 
 
 def video_dataset(records: pd.DataFrame, encoder: VideoEncoderConfig, decode: VideoInputConfig,
