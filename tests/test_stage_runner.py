@@ -1,5 +1,6 @@
 """The stage runner: validated params before any kernel starts, atomic outputs, failed stages leave nothing."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -71,3 +72,59 @@ def test_success_writes_outputs_and_failure_keeps_them(project, capsys):
     assert {p: p.read_bytes() for p in outputs} == before
     assert (project / "reports" / "failed" / "report.ipynb").is_file()
     assert not (project / ".vlstudy" / "staging" / "report").exists()
+
+
+def test_yaml_syntax_error_is_a_one_line_message_with_exit_code_2(project, capsys):
+    (project / "params.yaml").write_text("report:\n  title: [unclosed\n", encoding="utf-8")
+    assert run_stage("report", root=project) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vlstudy: stage report not run: params.yaml, line 3, column 1: not valid YAML")
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("section", "value", "message"), [
+    ("finetune_captioning", {"num_frames": 0},
+     "params.yaml: finetune_captioning: num_frames must be >= 1, got 0"),
+    ("finetune_classification", {"models": {"alpro": {"eval_batch_size": 0}}},
+     "params.yaml: finetune_classification.models.alpro: eval_batch_size must be >= 1, got 0"),
+    ("modality_summary", {"n_boot": 0},
+     "params.yaml: modality_summary: n_boot=0 is too few bootstrap resamples for a 95% percentile interval"),
+])
+def test_value_constraints_fail_in_the_params_check_naming_file_and_key(section, value, message):
+    from vlstudy.config import ParamError
+    from vlstudy.pipeline.runner import validate_section
+
+    with pytest.raises(ParamError) as raised:
+        validate_section(section, value)
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_a_clean_failure_that_keeps_the_old_outputs(project):
+    """SIGINT to the runner's process group (what Ctrl-C in a terminal does): exit 130, no traceback, the executed
+    notebook kept in reports/failed/, the staging folder removed, nothing in place changed."""
+    import signal
+    import time
+
+    import nbformat
+
+    nb_path = project / "notebooks" / "99_report.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells.insert(len(nb.cells) - 1, nbformat.v4.new_code_cell("import time; time.sleep(60)"))
+    nbformat.write(nb, nb_path)
+    (project / "reports").mkdir()
+    (project / "reports" / "index.html").write_text("old page")
+    command = [sys.executable, "-c", "import sys; from vlstudy.pipeline.cli import main; sys.exit(main())",
+               "run", "report"]
+    process = subprocess.Popen(command, cwd=project, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while not (project / ".vlstudy" / "staging" / "report").is_dir() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(10)  # the kernel has started and is in the long cell
+    os.killpg(process.pid, signal.SIGINT)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    assert "interrupted (Ctrl-C)" in err and "Traceback" not in err
+    assert (project / "reports" / "failed" / "report.ipynb").is_file()
+    assert not (project / ".vlstudy" / "staging" / "report").exists()
+    assert (project / "reports" / "index.html").read_text() == "old page"

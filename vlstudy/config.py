@@ -267,3 +267,15 @@ def read_params(root: str | Path, params_file: str = "params.yaml") -> dict:
 def resolve_section(cls: type, section: dict | None, recipe: dict | None, where: str):
     """`cls` filled from a section with the shared recipe applied; errors name `where` and the key."""
     return from_dict(cls, apply_recipe(cls, section, recipe or {}), where=where)
+
+
+def check_positive(config: object, *names: str) -> None:
+    """Raise ValueError unless each named field of `config` is >= 1 (None allowed): counts, sizes, frames.
+
+    Call it from a dataclass's ``__post_init__``; `from_dict` then reports the error with the params file and the
+    key, e.g. ``params.yaml: finetune_captioning: num_frames must be >= 1, got 0``.
+    """
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")

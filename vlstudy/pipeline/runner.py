@@ -140,15 +140,21 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
     os.environ[STAGING_ENV], os.environ[STAGE_ID_ENV] = str(staging), sid
     t0 = time.time()
     print(f"vlstudy: stage {sid} ...", file=sys.stderr, flush=True)
-    logging.getLogger("papermill").setLevel(logging.INFO if verbose else logging.WARNING)
+    # Quiet unless asked: this runner prints the one line that matters (done, failed or interrupted). After a
+    # Ctrl-C, nbclient and asyncio would add their own tracebacks of the kernel being shut down.
+    for name in ("papermill", "asyncio"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
     try:
         pm.execute_notebook(str(notebook), str(executed), parameters=section, kernel_name=kernel, cwd=str(root),
                             progress_bar=False, log_output=verbose, stdout_file=sys.stdout if verbose else None,
                             stderr_file=sys.stderr if verbose else None,
-                            # the kernel's own start-up notices (e.g. "running over TCP without encryption" on
-                            # this local, single-user connection) are not the stage's business
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            # the kernel's own log (a "running over TCP without encryption" notice on this local,
+                            # single-user connection; its echo of a Ctrl-C) is not the stage's; cell errors still are
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except pm.PapermillExecutionError as e:
+        if e.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+            _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
+            return 130
         _fail(root, staging, executed, sid, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
         return 1
     except KeyboardInterrupt:

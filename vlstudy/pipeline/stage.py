@@ -221,7 +221,10 @@ class Stage:
         """A task's result (`vlstudy.tasks.common.TaskResult`): its metrics and protocol go to the metrics file
         (under `name` when the stage runs several tasks), its training bookkeeping and phase timings to the run
         file."""
-        (self.metrics.setdefault(name, {}) if name else self.metrics).update(result.metrics)
+        metrics = self.metrics.setdefault(name, {}) if name else self.metrics
+        metrics.update(result.metrics)
+        if "skipped_videos" in result.training:  # every skip count belongs in `dvc metrics show`
+            metrics["skipped_videos"] = result.training["skipped_videos"]
         protocol = self.metrics.setdefault("protocol", {})
         (protocol.setdefault(name, {}) if name else protocol).update(result.protocol)
         for key in ("training", "timings"):

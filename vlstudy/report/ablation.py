@@ -18,7 +18,7 @@ import pandas as pd
 
 from vlstudy.config import RECIPE_SECTION, read_params, resolve_section
 from vlstudy.metrics.base import MetricResult
-from vlstudy.metrics.bootstrap import metric_intervals, paired_differences
+from vlstudy.metrics.bootstrap import check_n_boot, metric_intervals, paired_differences
 from vlstudy.tasks.classification import FinetuneClassificationParams, load_predictions
 
 __all__ = [
@@ -55,6 +55,9 @@ class ModalitySummaryParams:
     mini_youku_meta: str | None = "data/mini_youku/meta.json"
     n_boot: int = 1000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_n_boot(self.n_boot)
 
     def score_set(self, model: str, available: list[str]) -> str:
         """The headline score set of `model` (its only one when it has a single set)."""

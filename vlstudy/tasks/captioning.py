@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from vlstudy import io
+from vlstudy.config import check_positive
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
@@ -77,6 +78,7 @@ class CaptioningConfig:
 
     def __post_init__(self):
         check_n_boot(self.n_boot)  # refuse a "95 %" interval from too few resamples before anything trains
+        check_positive(self, "num_frames", "num_beams", "max_new_tokens", "eval_batch_size", "nproc")
 
 
 CONFIG = CaptioningConfig

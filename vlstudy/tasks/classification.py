@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer
 
 from vlstudy import io
+from vlstudy.config import check_positive
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
@@ -91,6 +92,7 @@ class ClassificationConfig:
 
     def __post_init__(self):
         check_n_boot(self.n_boot)  # refuse a "95 %" interval from too few resamples before anything trains
+        check_positive(self, "num_frames", "eval_batch_size", "nproc")
 
 
 CONFIG = ClassificationConfig

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from vlstudy import io
+from vlstudy.config import check_positive
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
@@ -91,6 +92,7 @@ class RetrievalConfig:
 
     def __post_init__(self):
         check_n_boot(self.n_boot)  # refuse a "95 %" interval from too few resamples before anything trains
+        check_positive(self, "num_frames", "rerank_k", "eval_batch_size", "nproc")
 
 
 CONFIG = RetrievalConfig
