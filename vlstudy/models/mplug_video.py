@@ -240,10 +240,10 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
     # ---- decoding and scoring -----------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, video: torch.Tensor | None, prompts: Sequence[str], num_beams: int = 1,
-                 length_penalty: float = 1.0, max_new_tokens: int = 30) -> list[str]:
-        """Decode a continuation of each prompt after the video prefix (1 beam = greedy; the paper: 5 beams,
-        length penalty 1). Returns B strings, special tokens removed."""
+    def generate_ids(self, video: torch.Tensor | None, prompts: Sequence[str], num_beams: int = 1,
+                     length_penalty: float = 1.0, max_new_tokens: int = 30) -> torch.Tensor:
+        """(B, <= max_new_tokens) new token ids continuing each prompt after the video prefix, EOS included, then
+        padding (1 beam = greedy; the paper: 5 beams, length penalty 1)."""
         prefix = self.visual_prefix(video, batch_size=len(prompts))  # (B, Q, D)
         tok, embed = self.tokenizer, self.lm.get_input_embeddings()
         rows = [torch.cat([prefix[b], embed(torch.tensor(bos_ids(tok) + ids, device=self.device))])
@@ -254,11 +254,16 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
         self._check_positions(embeds.shape[1] + max_new_tokens,
                               f"{embeds.shape[1]} prefix and prompt tokens + max_new_tokens {max_new_tokens}")
         with self.lm_inference():
-            new_tokens = self.lm.generate(
+            return self.lm.generate(
                 inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
                 length_penalty=length_penalty, do_sample=False, eos_token_id=tok.eos_token_id,
                 pad_token_id=pad_id(tok))  # (B, <= max_new_tokens): only the new tokens
-        return tok.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def generate(self, video: torch.Tensor | None, prompts: Sequence[str], num_beams: int = 1,
+                 length_penalty: float = 1.0, max_new_tokens: int = 30) -> list[str]:
+        """`generate_ids` decoded: B strings, special tokens removed."""
+        ids = self.generate_ids(video, prompts, num_beams, length_penalty, max_new_tokens)
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
     @torch.no_grad()
     def _score_candidates(self, prefix: torch.Tensor, prompts: Sequence[str],

@@ -23,12 +23,14 @@ import pandas as pd
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.captioning import caption_metrics
-from vlstudy.tasks.classification import load_model
+from vlstudy.models.mplug_video import MPLUGVideoModel
 from vlstudy.tasks.common import (
     TaskPaths,
     VideoInputConfig,
     interval_summary,
+    load_model,
     load_split,
+    model_train_config,
     predict,
     video_dataset,
     write_json,
@@ -91,12 +93,12 @@ def first_captions(batch: dict) -> list[str]:
 
 
 def run(config: CaptioningConfig, paths: TaskPaths) -> None:
-    model = load_model("mplug_video", config.init, config.pretrained, config.num_frames)
+    model = load_model(MPLUGVideoModel, config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "captioning", "train"), "captioning train")
     train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache,
                               ("captions",))
-    summary = Trainer(model, config.train, train_set, collate_videos,
+    summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos,
                       lambda m, b: caption_loss(m, b["video"], first_captions(b)), Path(paths.work)).fit()
 
     def decode(m, batch):

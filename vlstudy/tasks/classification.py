@@ -19,7 +19,6 @@ Outputs in ``paths.out``: ``predictions_val.parquet`` (per item: label and both 
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +28,20 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer
 
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.classification import classification_metrics
-from vlstudy.models.alpro import ALPRO, ALPROConfig
-from vlstudy.models.checkpoint_io import read_config
-from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig, classification_prompt
+from vlstudy.models.alpro import ALPROForClassification
+from vlstudy.models.mplug_video import MPLUGVideoForClassification, classification_prompt
 from vlstudy.tasks.common import (
     TaskPaths,
     VideoInputConfig,
     interval_summary,
+    load_model,
     load_split,
+    model_train_config,
     predict,
     video_dataset,
     write_json,
@@ -50,7 +49,7 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["ClassificationConfig", "CONFIG", "run", "load_model", "Modality"]
+__all__ = ["ClassificationConfig", "CONFIG", "run", "MODEL_CLASSES", "Modality"]
 
 Modality = Literal["vision_language", "vision", "language"]
 
@@ -90,15 +89,8 @@ class ClassificationConfig:
 CONFIG = ClassificationConfig
 
 
-def load_model(kind: str, init: str, pretrained: bool, num_frames: int) -> MPLUGVideo | ALPRO:
-    """The model of `init` with `num_frames` frames, with its weights or (``pretrained=False``) without."""
-    if kind == "mplug_video":
-        config = read_config(init, MPLUGVideoConfig)
-        config = dataclasses.replace(config, video=dataclasses.replace(config.video, num_frames=num_frames))
-        return MPLUGVideo.from_pretrained(init, config) if pretrained else MPLUGVideo(config)
-    config = read_config(init, ALPROConfig)
-    config = dataclasses.replace(config, video=dataclasses.replace(config.video, num_frames=num_frames))
-    return ALPRO.from_pretrained(init, config) if pretrained else ALPRO(config, AutoTokenizer.from_pretrained(init))
+# The model class each `ClassificationConfig.model` value fine-tunes.
+MODEL_CLASSES = {"mplug_video": MPLUGVideoForClassification, "alpro": ALPROForClassification}
 
 
 def _inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[str]]:
@@ -108,7 +100,7 @@ def _inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[
     return video, titles
 
 
-def _alpro_logits(model: ALPRO, video: torch.Tensor | None, titles: list[str], modality: Modality) -> torch.Tensor:
+def _alpro_logits(model: ALPROForClassification, video: torch.Tensor | None, titles: list[str], modality: Modality) -> torch.Tensor:
     ids = mask = None
     if modality != "vision":
         ids, mask = model.tokenize(titles)
@@ -116,14 +108,14 @@ def _alpro_logits(model: ALPRO, video: torch.Tensor | None, titles: list[str], m
 
 
 def loss_fn(config: ClassificationConfig):
-    def mplug(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+    def mplug(model: MPLUGVideoForClassification, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "lm_loss", "cls_loss")
         video, titles = _inputs(config.modality, batch)
         labels = torch.as_tensor(batch["label"])
         return model.classification_loss(video, [classification_prompt(t) for t in titles], labels)
 
-    def alpro(model: ALPRO, batch: dict) -> dict[str, torch.Tensor]:
+    def alpro(model: ALPROForClassification, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model)
         video, titles = _inputs(config.modality, batch)
@@ -147,7 +139,7 @@ def score_fn(config: ClassificationConfig):
 
 
 def run(config: ClassificationConfig, paths: TaskPaths) -> None:
-    model = load_model(config.model, config.init, config.pretrained, config.num_frames)
+    model = load_model(MODEL_CLASSES[config.model], config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     fields = ("title", "label")
     train_set = video_dataset(load_split(paths.data, "classification", "train"), encoder, config.video, "train",
@@ -157,7 +149,8 @@ def run(config: ClassificationConfig, paths: TaskPaths) -> None:
     if val_records["label"].isna().any():
         raise ValueError(f"{paths.data}: classification_val has items without labels; it cannot be evaluated")
 
-    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
+    summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos, loss_fn(config),
+                      Path(paths.work)).fit()
     val = predict(model, val_set, config.eval_batch_size, score_fn(config), desc="val")
     test = None
     if config.predict_test:

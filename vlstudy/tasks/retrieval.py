@@ -35,15 +35,16 @@ import torch
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.retrieval import retrieval_metrics
-from vlstudy.models.alpro import ALPRO
-from vlstudy.models.mplug_video import MPLUGVideo
+from vlstudy.models.alpro import ALPROForPretraining
+from vlstudy.models.mplug_video import MPLUGVideoForRetrieval
 from vlstudy.tasks.captioning import first_captions, with_captions
-from vlstudy.tasks.classification import load_model
 from vlstudy.tasks.common import (
     TaskPaths,
     VideoInputConfig,
     interval_summary,
+    load_model,
     load_split,
+    model_train_config,
     predict,
     seeded_generator,
     video_dataset,
@@ -98,12 +99,12 @@ def _negative_captions(captions: list[str], indices: list[int], seed: int) -> li
 
 
 def loss_fn(config: RetrievalConfig):
-    def contrastive(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+    def contrastive(model: MPLUGVideoForRetrieval, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model)
         return {"loss": model.contrastive_loss(batch["video"], first_captions(batch))}
 
-    def matching(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+    def matching(model: MPLUGVideoForRetrieval, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "lm_loss", "match_loss")
         captions = first_captions(batch)
@@ -112,7 +113,7 @@ def loss_fn(config: RetrievalConfig):
         is_match = torch.cat([torch.ones(len(captions)), torch.zeros(len(captions))]).bool()
         return model.match_loss(video, captions + negatives, is_match)
 
-    def alpro(model: ALPRO, batch: dict) -> dict[str, torch.Tensor]:
+    def alpro(model: ALPROForPretraining, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "vtc", "vtm")
         ids, mask = model.tokenize(first_captions(batch))
@@ -136,7 +137,7 @@ def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            if isinstance(model, ALPRO):
+            if isinstance(model, ALPROForPretraining):
                 feats.append(model.features(None, *model.tokenize(chunk))[1])
             else:
                 feats.append(model.contrastive_features(None, chunk)[1])
@@ -153,7 +154,7 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
         return {name: np.stack(table[name]).T for name in ("generative", "head")}  # (K, V)
 
     def video_features(m, b):
-        if isinstance(m, ALPRO):
+        if isinstance(m, ALPROForPretraining):
             return {"feat": m.features(b["video"])[0].float()}
         return {"feat": m.contrastive_features(b["video"])[0].float()}
 
@@ -170,7 +171,7 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
     return {"contrastive": similarity, "rerank": rerank(model, dataset, texts, similarity, config)}
 
 
-def rerank(model: ALPRO, dataset, texts: list[str], similarity: np.ndarray, config: RetrievalConfig) -> np.ndarray:
+def rerank(model: ALPROForPretraining, dataset, texts: list[str], similarity: np.ndarray, config: RetrievalConfig) -> np.ndarray:
     """ALPRO inference: each query's top-k candidates (both directions) re-scored by the VTM head.
 
     Pairs outside every top-k keep their contrastive score shifted below all re-scored ones, so they rank after
@@ -199,13 +200,14 @@ def rerank(model: ALPRO, dataset, texts: list[str], similarity: np.ndarray, conf
 
 
 def run(config: RetrievalConfig, paths: TaskPaths) -> None:
-    kind = "alpro" if config.method == "alpro" else "mplug_video"
-    model = load_model(kind, config.init, config.pretrained, config.num_frames)
+    model_class = ALPROForPretraining if config.method == "alpro" else MPLUGVideoForRetrieval
+    model = load_model(model_class, config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "retrieval", "train"), "retrieval train")
     train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache,
                               ("captions",))
-    summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
+    summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos, loss_fn(config),
+                      Path(paths.work)).fit()
 
     val_records = load_split(paths.data, "retrieval", "val")
     val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache)
