@@ -143,7 +143,7 @@ def test_temperature_is_clamped(tokenizer, video):
 def test_save_load_round_trip_is_bit_identical(request, which, video, tmp_path):
     model = request.getfixturevalue(which)
     model.save_pretrained(tmp_path)
-    assert (tmp_path / "tokenizer.json").is_file()
+    assert (tmp_path / "tokenizer" / "tokenizer.json").is_file()
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["text"]["vocab_size"] == len(model.tokenizer)  # derived from the tokenizer, stored
     loaded = type(model).from_pretrained(tmp_path)

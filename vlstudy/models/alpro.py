@@ -22,7 +22,7 @@ construction (``config.is_decoder=False`` and every ``attention.self.is_causal=F
 own ``is_decoder`` flag, which is what switches their cross-attention on. A test checks both.
 
 The vocabulary is the tokenizer's: ``text.vocab_size`` and ``text.pad_token_id`` are derived from the tokenizer
-given to a new model, and the tokenizer is saved beside the weights.
+given to a new model, and the tokenizer is saved with the weights (``tokenizer/``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ from vlstudy.models.text_lm import load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderModel
 
 __all__ = ["TextEncoderConfig", "ALPROConfig", "ALPROModel", "ALPROForPretraining", "ALPROForClassification"]
+
+TOKENIZER_DIR = "tokenizer"  # subfolder of a saved model that holds its tokenizer
 
 
 @strict
@@ -179,13 +181,13 @@ class ALPROModel(ALPROPreTrainedModel):
     def _build_heads(self, width: int) -> None:
         """Task classes add their heads here (before ``post_init``)."""
 
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, *args: Any, **kwargs: Any) -> ALPROModel:
-        """Load a `save_pretrained` folder (weights and tokenizer) strictly."""
-        return super().from_pretrained(directory, *args, tokenizer=load_tokenizer(directory), **kwargs)
-
     def save_extras(self, directory: Path) -> None:
-        self.tokenizer.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+
+    @classmethod
+    def saved_init_kwargs(cls, directory: str | Path) -> dict[str, Any]:
+        """The tokenizer saved with the weights (a subfolder, so that its loader never reads this model's config)."""
+        return {"tokenizer": load_tokenizer(Path(directory) / TOKENIZER_DIR)}
 
     def set_num_frames(self, num_frames: int) -> None:
         """Read clips of `num_frames` frames from now on (time embeddings resampled)."""
@@ -213,7 +215,7 @@ class ALPROModel(ALPROPreTrainedModel):
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Text-only half of BERT: (B, L) ids → (B, L, D)."""
-        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     def fuse(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor,
              video_embeds: torch.Tensor) -> torch.Tensor:

@@ -178,6 +178,7 @@ class StrictPreTrainedModel(PreTrainedModel):
         """
         missing, unexpected = cls.allowed_keys()
         source = weights_file(directory)
+        kwargs = {**cls.saved_init_kwargs(directory), **kwargs}
         with _own_report():
             model, info = super().from_pretrained(
                 directory, *args, use_safetensors=True, local_files_only=True, output_loading_info=True,
@@ -194,3 +195,10 @@ class StrictPreTrainedModel(PreTrainedModel):
 
     def save_extras(self, directory: Path) -> None:
         """Files saved beside the weights (e.g. a tokenizer); nothing by default."""
+
+    @classmethod
+    def saved_init_kwargs(cls, directory: str | Path) -> dict[str, Any]:
+        """Constructor arguments besides the config that a saved folder holds (read back from `save_extras`'s
+        files); ``from_pretrained`` passes them, and so can code that builds an untrained model of a saved
+        architecture: ``cls(config, **cls.saved_init_kwargs(directory))``."""
+        return {}

@@ -35,8 +35,6 @@ from vlstudy.data.schema import read_table
 from vlstudy.distributed import barrier, gather_to_main, is_main_process, rank, world_size
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import metric_intervals
-from vlstudy.models.alpro import ALPROModel
-from vlstudy.models.text_lm import load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.train.trainer import TrainConfig, seed_all
 
@@ -122,8 +120,7 @@ def load_model(model_class: Any, init: str | Path, pretrained: bool, num_frames:
     config = model_class.config_class.from_pretrained(init)
     config.video.num_frames = num_frames
     config.video.pretrained_path = None
-    extra = {"tokenizer": load_tokenizer(init)} if issubclass(model_class, ALPROModel) else {}
-    return model_class(config, **extra).train()
+    return model_class(config, **model_class.saved_init_kwargs(init)).train()
 
 
 def model_train_config(model: nn.Module, train: TrainConfig) -> TrainConfig:
