@@ -99,7 +99,8 @@ def main() -> None:
             full_bytes, full_time = measure(model, loss_fn)
             model.activation_checkpointing_enable()
             ckpt_bytes, ckpt_time = measure(model, loss_fn)
-            print(f"{name:48s} {full_bytes / 2**20:7.1f} -> {ckpt_bytes / 2**20:5.1f} MiB ({ckpt_bytes / full_bytes:4.0%})"
+            share = ckpt_bytes / full_bytes
+            print(f"{name:48s} {full_bytes / 2**20:7.1f} -> {ckpt_bytes / 2**20:5.1f} MiB ({share:4.0%})"
                   f" {full_time * 1e3:7.0f} -> {ckpt_time * 1e3:5.0f} ms")
 
 

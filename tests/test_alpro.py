@@ -177,8 +177,9 @@ def test_strict_loading_names_the_tensor_and_the_file(model, tmp_path):
     weights = tmp_path / "model.safetensors"
     wider = copy.deepcopy(ALPROConfig.from_pretrained(tmp_path))
     wider.contrastive_dim = 32
-    with pytest.raises(CheckpointError, match=rf"^{weights}: tensor 'contrastive.text_proj.bias' has shape \(16\) in "
-                                              r"the file but \(32\) in the model; tensor 'contrastive.text_proj.weight' "):
+    with pytest.raises(CheckpointError, match=rf"^{weights}: tensor 'contrastive.text_proj.bias' has shape \(16\) "
+                                              r"in the file but \(32\) in the model; "
+                                              r"tensor 'contrastive.text_proj.weight' "):
         ALPROForPretraining.from_pretrained(tmp_path, config=wider)
     tensors = load_file(weights)
     save_file({k: v for k, v in tensors.items() if not k.startswith("fusion_encoder.layer.1.")}, weights)

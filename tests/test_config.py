@@ -97,7 +97,8 @@ def test_transformers_configs_fill_from_params_with_their_sub_configs():
         from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_size": "64"}}}, where="params.yaml: pretrain_video")
     with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video.hidden_act: unknown key for "
                                          r"VideoEncoderConfig"):
-        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_act": "gelu"}}}, where="params.yaml: pretrain_video")
+        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_act": "gelu"}}},
+                  where="params.yaml: pretrain_video")
     with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video: hidden_size 60 is not a multiple "
                                          r"of num_heads 8$"):
         from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_size": 60, "num_heads": 8}}},

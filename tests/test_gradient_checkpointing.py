@@ -72,7 +72,11 @@ STAGES = {
 def _step(model, loss_fn, video):
     """Loss, gradients and, per checkpointable block, how often its first child ran (forward + recomputation)."""
     calls = Counter()
-    hooks = [next(layer.children()).register_forward_hook(lambda *_, kind=type(layer).__name__: calls.update([kind]))
+
+    def counter(kind: str):
+        return lambda *_: calls.update([kind])
+
+    hooks = [next(layer.children()).register_forward_hook(counter(type(layer).__name__))
              for layer in model.modules() if isinstance(layer, GradientCheckpointingLayer)]
     model.zero_grad()
     torch.manual_seed(1)  # the same dropout masks in both runs

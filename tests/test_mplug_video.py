@@ -230,7 +230,8 @@ def test_beam_search_finds_the_exhaustive_optimum_on_a_tiny_vocabulary(tmp_path,
     model = MPLUGVideoModel(mplug_config(tmp_path / "lm")).eval()
     assert len(tok) == 9
     prompts = ["", "是"]  # different lengths: the batch is left-padded
-    greedy = [_until_eos(row, tok.eos_token_id) for row in model.generate_ids(video, prompts, max_new_tokens=3).tolist()]
+    greedy = model.generate_ids(video, prompts, max_new_tokens=3).tolist()
+    greedy = [_until_eos(row, tok.eos_token_id) for row in greedy]
     found = {}
     for penalty in (1.0, 0.5):
         expected = [_exhaustive_best(model, video[b: b + 1], p, 3, penalty) for b, p in enumerate(prompts)]

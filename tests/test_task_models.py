@@ -55,7 +55,7 @@ def test_load_model_without_weights_keeps_the_architecture_not_the_image_start(p
 
 
 def test_clip_initialised_weights_get_the_official_learning_rate_scale(pretrained):
-    model, folder = pretrained
+    _, folder = pretrained
     loaded = load_model(MPLUGVideoForClassification, folder, pretrained=True, num_frames=4)
     scales = model_train_config(loaded, TrainConfig(lr_scale={"abstractor": 2.0})).lr_scale
     assert scales["video_encoder"] == 0.1 and scales["abstractor"] == 2.0

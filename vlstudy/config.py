@@ -26,7 +26,7 @@ A sub-config field (``sub_configs_defaults`` of the class) is filled from a nest
 from __future__ import annotations
 
 import dataclasses
-import sys
+import inspect
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -79,11 +79,8 @@ def _field_types(cls: type, fields: list[dataclasses.Field]) -> dict[str, Any]:
         if f.name in sub_configs:
             types_[f.name] = sub_configs[f.name]
             continue
-        owner = next(k for k in cls.__mro__ if f.name in k.__dict__.get("__annotations__", {}))
-        annotation = owner.__dict__["__annotations__"][f.name]
-        if isinstance(annotation, str):  # `from __future__ import annotations`
-            annotation = eval(annotation, vars(sys.modules[owner.__module__]))  # noqa: S307
-        types_[f.name] = annotation
+        owner = next(k for k in cls.__mro__ if f.name in inspect.get_annotations(k))
+        types_[f.name] = inspect.get_annotations(owner, eval_str=True)[f.name]
     return types_
 
 def _type_name(tp: Any) -> str:

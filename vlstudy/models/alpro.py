@@ -45,7 +45,7 @@ from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.loading import StrictPreTrainedModel
 from vlstudy.models.losses import sample_hard_negatives
 from vlstudy.models.text_lm import load_tokenizer
-from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderModel
+from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderMixin, VideoEncoderModel
 
 __all__ = ["TextEncoderConfig", "ALPROConfig", "ALPROModel", "ALPROForPretraining", "ALPROForClassification"]
 
@@ -138,7 +138,7 @@ def _bidirectional_fusion_encoder(config: BertConfig) -> BertEncoder:
     return encoder
 
 
-class ALPROPreTrainedModel(StrictPreTrainedModel):
+class ALPROPreTrainedModel(VideoEncoderMixin, StrictPreTrainedModel):
     config_class = ALPROConfig
     base_model_prefix = "alpro"
     main_input_name = "video"
@@ -188,14 +188,6 @@ class ALPROModel(ALPROPreTrainedModel):
     def saved_init_kwargs(cls, directory: str | Path) -> dict[str, Any]:
         """The tokenizer saved with the weights (a subfolder, so that its loader never reads this model's config)."""
         return {"tokenizer": load_tokenizer(Path(directory) / TOKENIZER_DIR)}
-
-    def set_num_frames(self, num_frames: int) -> None:
-        """Read clips of `num_frames` frames from now on (time embeddings resampled)."""
-        self.video_encoder.set_num_frames(num_frames)
-
-    def image_lr_scale(self, scale: float = 0.1) -> dict[str, float]:
-        """The trainer's ``lr_scale`` for a CLIP-initialised video encoder (official 0.1x rule); {} otherwise."""
-        return self.video_encoder.image_lr_scale("video_encoder", scale)
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``[CLS] text [SEP]``, truncated to ``config.text.max_length``, right-padded: input_ids (B, L) and

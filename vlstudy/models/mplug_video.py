@@ -19,12 +19,10 @@ checkpoint format; `StrictPreTrainedModel` explains which heads a checkpoint may
 - `MPLUGVideoForRetrieval`: + a matching head. ``标题：{text} 这个视频与标题匹配吗？`` answered 是/否 is scored
   log p(是) − log p(否) for every pair, beside the head on the same state.
 
-Because the LM is causal, its state at the last prompt token does not depend on the answer, so the heads and the
-LM loss share one forward pass where the official code runs two. Modality ablation: ``video=None`` is language
-only (the abstractor's queries pass through its MLP alone: a soft prompt of M tokens); an empty title is vision only.
-
-The frozen LM is not copied into checkpoints (at paper scale it is GBs): the config points to it (``lm_path``) and
-loading re-attaches it (`vlstudy.models.frozen_lm`).
+The LM is causal, so its state at the last prompt token does not depend on the answer: heads and LM loss share one
+forward pass (the official code runs two). ``video=None`` is language only (the abstractor's queries alone: a soft
+prompt of M tokens); an empty title is vision only. The frozen LM is never copied into checkpoints (GBs at paper
+scale): the config points to it (``lm_path``) and loading re-attaches it (`vlstudy.models.frozen_lm`).
 """
 
 from __future__ import annotations
@@ -46,11 +44,11 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.prompts import MATCH_ANSWERS, PROTOCOL_TEXTS, classification_prompt, match_prompt
 from vlstudy.models.abstractor import Abstractor, AbstractorConfig
-from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.frozen_lm import FrozenLMPreTrainedModel
+from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.prompting import IGNORE_INDEX, TextBatch, bos_ids, encode, pad_id, tokenize_prompts
 from vlstudy.models.text_lm import TextLMConfig, build_text_lm, load_lm, load_tokenizer
-from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderModel, on_meta_device
+from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderMixin, VideoEncoderModel, on_meta_device
 
 __all__ = ["MPLUGVideoConfig", "MPLUGVideoModel", "MPLUGVideoForPretraining", "MPLUGVideoForClassification",
            "MPLUGVideoForRetrieval", "MPLUGVideoOutput", "TextBatch", "ClassScores", "MatchScores",
@@ -122,7 +120,7 @@ class MatchScores(NamedTuple):
     head: torch.Tensor
 
 
-class MPLUGVideoPreTrainedModel(FrozenLMPreTrainedModel):
+class MPLUGVideoPreTrainedModel(VideoEncoderMixin, FrozenLMPreTrainedModel):
     config_class = MPLUGVideoConfig
     base_model_prefix = "mplug_video"
     main_input_name = "video"
@@ -156,7 +154,8 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
                 raise ValueError("tokenizer must be None when lm_path is set: it is loaded from lm_path")
             tokenizer = load_tokenizer(config.lm_path)
             lm = None if on_meta_device() else load_lm(config.lm_path)  # from_pretrained attaches it after loading
-            lm_config = lm.config if lm is not None else AutoConfig.from_pretrained(config.lm_path)
+            lm_config = lm.config if lm is not None else AutoConfig.from_pretrained(config.lm_path,
+                                                                                    local_files_only=True)
         elif tokenizer is None:
             raise ValueError("lm_path is None: pass the tokenizer the untrained LM is built for")
         else:
@@ -190,14 +189,6 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
         """Raise if `length` tokens exceed the LM's learned positions (models with position tables only)."""
         if self.max_positions is not None and length > self.max_positions:
             raise ValueError(f"{what} exceed the LM's {self.max_positions} positions")
-
-    def set_num_frames(self, num_frames: int) -> None:
-        """Read clips of `num_frames` frames from now on (time embeddings resampled)."""
-        self.video_encoder.set_num_frames(num_frames)
-
-    def image_lr_scale(self, scale: float = 0.1) -> dict[str, float]:
-        """The trainer's ``lr_scale`` for a CLIP-initialised video encoder (official 0.1x rule); {} otherwise."""
-        return self.video_encoder.image_lr_scale("video_encoder", scale)
 
     # ---- inputs and the LM with a prefix ------------------------------------------------------------------------
 

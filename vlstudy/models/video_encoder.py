@@ -32,7 +32,6 @@ Token order (Hugging Face): index 0 is the CLS token, then patch tokens ordered 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +52,8 @@ from transformers import (
 from vlstudy.config import derived
 from vlstudy.models.loading import CheckpointError, StrictPreTrainedModel, load_strict
 
-__all__ = ["VideoEncoderConfig", "VideoEncoderModel", "resize_time_embeddings", "TEMPORAL_PARTS", "on_meta_device"]
+__all__ = ["VideoEncoderConfig", "VideoEncoderModel", "VideoEncoderMixin", "resize_time_embeddings", "TEMPORAL_PARTS",
+           "on_meta_device"]
 
 logger = logging.getLogger("vlstudy.models")
 
@@ -273,7 +273,8 @@ class VideoEncoderModel(VideoEncoderPreTrainedModel):
             _checkpoint_architecture(config, config.pretrained_path)
         super().__init__(config)
         self.timesformer = TimesformerModel(config.to_timesformer())
-        self.pre_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_norm else nn.Identity()
+        self.pre_norm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_norm
+                         else nn.Identity())  # CLIP's ln_pre
         self.post_init()
         if load:
             self._load_checkpoint(config.pretrained_path)
@@ -343,3 +344,17 @@ class VideoEncoderModel(VideoEncoderPreTrainedModel):
         tokens = self.pre_norm(self.timesformer.embeddings(video))  # (B, 1 + N*T, D)
         tokens = self.timesformer.encoder(tokens).last_hidden_state  # (B, 1 + N*T, D)
         return self.timesformer.layernorm(tokens)  # (B, 1 + N*T, D)
+
+
+class VideoEncoderMixin:
+    """What a video-language model whose encoder is its `video_encoder` attribute offers the tasks."""
+
+    video_encoder: VideoEncoderModel
+
+    def set_num_frames(self, num_frames: int) -> None:
+        """Read clips of `num_frames` frames from now on (time embeddings resampled)."""
+        self.video_encoder.set_num_frames(num_frames)
+
+    def image_lr_scale(self, scale: float = 0.1) -> dict[str, float]:
+        """The trainer's ``lr_scale`` for a CLIP-initialised video encoder (official 0.1x rule); {} otherwise."""
+        return self.video_encoder.image_lr_scale("video_encoder", scale)

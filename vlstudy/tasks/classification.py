@@ -100,7 +100,8 @@ def _inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[
     return video, titles
 
 
-def _alpro_logits(model: ALPROForClassification, video: torch.Tensor | None, titles: list[str], modality: Modality) -> torch.Tensor:
+def _alpro_logits(model: ALPROForClassification, video: torch.Tensor | None, titles: list[str],
+                  modality: Modality) -> torch.Tensor:
     ids = mask = None
     if modality != "vision":
         ids, mask = model.tokenize(titles)

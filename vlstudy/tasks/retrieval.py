@@ -171,7 +171,8 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
     return {"contrastive": similarity, "rerank": rerank(model, dataset, texts, similarity, config)}
 
 
-def rerank(model: ALPROForPretraining, dataset, texts: list[str], similarity: np.ndarray, config: RetrievalConfig) -> np.ndarray:
+def rerank(model: ALPROForPretraining, dataset, texts: list[str], similarity: np.ndarray,
+           config: RetrievalConfig) -> np.ndarray:
     """ALPRO inference: each query's top-k candidates (both directions) re-scored by the VTM head.
 
     Pairs outside every top-k keep their contrastive score shifted below all re-scored ones, so they rank after
