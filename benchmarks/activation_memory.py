@@ -23,7 +23,7 @@ import torch
 from vlstudy.data.prompts import PROTOCOL_TEXTS, classification_prompt
 from vlstudy.models.abstractor import AbstractorConfig
 from vlstudy.models.alpro import ALPROConfig, ALPROForPretraining, TextEncoderConfig
-from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoForClassification, MPLUGVideoForRetrieval
+from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoForClassification, MPLUGVideoForMatching
 from vlstudy.models.text_lm import TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.train.memory import saved_activation_bytes
@@ -45,7 +45,7 @@ def stages(args: argparse.Namespace, lm_dir: Path, tokenizer):
                                   abstractor=AbstractorConfig(num_queries=16, num_heads=args.width // 32))
         return model_class(config).train()
 
-    retrieval = mplug(MPLUGVideoForRetrieval)
+    retrieval = mplug(MPLUGVideoForMatching)
     caption = retrieval.tokenize([""] * args.batch, titles)
     classifier = mplug(MPLUGVideoForClassification)
     alpro = ALPROForPretraining(ALPROConfig(video=VideoEncoderConfig(**video_config),

@@ -11,7 +11,11 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 
 from vlstudy.data.prompts import classification_prompt
 from vlstudy.models.alpro import ALPROConfig, ALPROForClassification, ALPROForPretraining, TextEncoderConfig
-from vlstudy.models.mplug_video import MPLUGVideoForClassification, MPLUGVideoForPretraining, MPLUGVideoForRetrieval
+from vlstudy.models.mplug_video import (
+    MPLUGVideoForClassification,
+    MPLUGVideoForContrastive,
+    MPLUGVideoForMatching,
+)
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.tasks.pretrain_video import caption_loss
 from vlstudy.train.memory import saved_activation_bytes
@@ -48,17 +52,17 @@ def _alpro(model_class):
 MPLUG_BLOCKS = {"TimesformerLayer", "AbstractorBlock", "GPT2Block"}  # video encoder, abstractor, frozen LM
 # Each training stage's loss: model builder, loss(model, video), the blocks on its gradient path.
 STAGES = {
-    "pretrain_video": (lambda d: _mplug(MPLUGVideoForPretraining, d), lambda m, v: (
+    "pretrain_video": (lambda d: _mplug(MPLUGVideoForContrastive, d), lambda m, v: (
         caption_loss(m, v, TITLES)["loss"] + m.contrastive_loss(v, TITLES)), MPLUG_BLOCKS),
-    "captioning_language_only": (lambda d: _mplug(MPLUGVideoForPretraining, d), lambda m, v: (
+    "captioning_language_only": (lambda d: _mplug(MPLUGVideoForContrastive, d), lambda m, v: (
         m(None, *[getattr(m.tokenize([""] * 2, TITLES), k) for k in ("input_ids", "attention_mask", "labels")]).loss),
         {"AbstractorBlock", "GPT2Block"}),
     "classification_mplug": (lambda d: _mplug(MPLUGVideoForClassification, d), lambda m, v: (
         m.classification_loss(v, [classification_prompt(t) for t in TITLES], torch.tensor([3, 7]))["loss"]),
         MPLUG_BLOCKS),
-    "retrieval_matching": (lambda d: _mplug(MPLUGVideoForRetrieval, d), lambda m, v: (
+    "retrieval_matching": (lambda d: _mplug(MPLUGVideoForMatching, d), lambda m, v: (
         m.match_loss(v, TITLES, torch.tensor([True, False]))["loss"]), MPLUG_BLOCKS),
-    "retrieval_contrastive": (lambda d: _mplug(MPLUGVideoForRetrieval, d), lambda m, v: m.contrastive_loss(v, TITLES),
+    "retrieval_contrastive": (lambda d: _mplug(MPLUGVideoForContrastive, d), lambda m, v: m.contrastive_loss(v, TITLES),
                               {"TimesformerLayer"}),  # video CLS ↔ the frozen LM's text state (no gradient there)
     "pretrain_alpro": (lambda d: _alpro(ALPROForPretraining), lambda m, v: (
         m.pretrain_losses(v, *m.tokenize(TITLES), torch.Generator().manual_seed(1))["loss"]),
@@ -104,7 +108,7 @@ def test_checkpointing_gives_the_same_loss_and_gradients(stage, lm_dir, video):
 
 
 def test_checkpointing_saves_activation_memory(lm_dir, video):
-    model = _mplug(MPLUGVideoForPretraining, lm_dir)
+    model = _mplug(MPLUGVideoForContrastive, lm_dir)
     batch = model.tokenize([""] * 2, TITLES)
 
     def loss():
@@ -131,7 +135,7 @@ def _collate(items):
 def test_the_trainer_flag_checkpoints_a_video_model_with_the_same_losses(lm_dir, tmp_path):
     losses = {}
     for flag in (False, True):
-        model = _mplug(MPLUGVideoForPretraining, lm_dir)
+        model = _mplug(MPLUGVideoForContrastive, lm_dir)
         config = TrainConfig(lr=1e-3, max_steps=2, batch_size=2, log_every=1, precision="fp32",
                              gradient_checkpointing=flag)
         trainer = Trainer(model, config, Clips(), _collate, lambda m, b: caption_loss(m, b["video"], b["title"]),

@@ -15,8 +15,8 @@ from vlstudy.models.mplug_video import (
     MATCH_ANSWERS,
     MPLUGVideoConfig,
     MPLUGVideoForClassification,
-    MPLUGVideoForPretraining,
-    MPLUGVideoForRetrieval,
+    MPLUGVideoForContrastive,
+    MPLUGVideoForMatching,
     MPLUGVideoModel,
     classification_prompt,
     match_prompt,
@@ -58,9 +58,15 @@ def model(config):
 
 
 @pytest.fixture(scope="module")
-def retrieval(config):
+def matcher(config):
     torch.manual_seed(5)
-    return MPLUGVideoForRetrieval(config).eval()
+    return MPLUGVideoForMatching(config).eval()
+
+
+@pytest.fixture(scope="module")
+def contrastive(config):
+    torch.manual_seed(6)
+    return MPLUGVideoForContrastive(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +74,12 @@ def video():
     return torch.randn(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
 
 
-def test_widths_are_derived_from_the_video_encoder_and_the_lm(model, retrieval):
+def test_widths_are_derived_from_the_video_encoder_and_the_lm(model, contrastive, matcher):
     assert model.abstractor.queries.shape[-1] == model.config.video.hidden_size == 32
     assert model.abstractor.proj.out_features == model.lm.config.hidden_size == LM_WIDTH
-    assert retrieval.contrastive.vision_proj.in_features == 32
-    assert retrieval.contrastive.text_proj.in_features == model.cls_head[1].in_features == LM_WIDTH
+    assert contrastive.contrastive.vision_proj.in_features == 32
+    assert contrastive.contrastive.text_proj.in_features == model.cls_head[1].in_features == LM_WIDTH
+    assert matcher.match_head[1].in_features == LM_WIDTH
     assert model.visual_prefix(None, batch_size=3).shape == (3, 4, LM_WIDTH)
 
 
@@ -243,28 +250,28 @@ def test_beam_search_finds_the_exhaustive_optimum_on_a_tiny_vocabulary(tmp_path,
     assert found[1.0] != greedy and found[0.5] != found[1.0]
 
 
-def test_match_scores_every_pair_with_yes_minus_no(retrieval, video):
+def test_match_scores_every_pair_with_yes_minus_no(matcher, video):
     texts = ["小猫在玩球", "篮球比赛", "做饭"]
-    scores = retrieval.match_scores(video, texts, chunk_size=4)  # chunks cut across videos
+    scores = matcher.match_scores(video, texts, chunk_size=4)  # chunks cut across videos
     assert scores.generative.shape == scores.head.shape == (2, 3)
     for b, k in [(0, 0), (1, 2)]:
         logp = {}
         for answer in MATCH_ANSWERS:
-            batch = retrieval.tokenize([match_prompt(texts[k])], [answer])
+            batch = matcher.tokenize([match_prompt(texts[k])], [answer])
             with torch.no_grad():
-                out = retrieval(video[b: b + 1], batch.input_ids, batch.attention_mask)
+                out = matcher(video[b: b + 1], batch.input_ids, batch.attention_mask)
             position = batch.prompt_lengths[0]
             logp[answer] = out.token_logits[0, position].log_softmax(-1)[batch.input_ids[0, position]]
-            head = retrieval.match_head(out.prompt_state(batch.prompt_lengths))[0]
+            head = matcher.match_head(out.prompt_state(batch.prompt_lengths))[0]
         torch.testing.assert_close(scores.generative[b, k], logp["是"] - logp["否"], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(scores.head[b, k], head[1] - head[0], atol=1e-5, rtol=1e-5)
-    losses = retrieval.match_loss(video, texts[:2], torch.tensor([True, False]))
+    losses = matcher.match_loss(video, texts[:2], torch.tensor([True, False]))
     torch.testing.assert_close(losses["loss"], losses["lm_loss"] + losses["match_loss"])
 
 
 def test_contrastive_mode_trains_projections_not_the_lm(config, video):
     torch.manual_seed(4)
-    model = MPLUGVideoForPretraining(config)
+    model = MPLUGVideoForContrastive(config)
     video_feat, text_feat = model.contrastive_features(video, ["小猫", "篮球比赛", "做饭"])
     assert video_feat.shape == (2, 256) and text_feat.shape == (3, 256)
     torch.testing.assert_close(text_feat.norm(dim=-1), torch.ones(3))
@@ -289,8 +296,8 @@ def test_language_only_uses_the_soft_prompt(model):
 # ---- save / load -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_class", [MPLUGVideoModel, MPLUGVideoForPretraining, MPLUGVideoForClassification,
-                                         MPLUGVideoForRetrieval])
+@pytest.mark.parametrize("model_class", [MPLUGVideoModel, MPLUGVideoForContrastive, MPLUGVideoForClassification,
+                                         MPLUGVideoForMatching])
 def test_save_load_round_trip_is_bit_identical_and_leaves_the_lm_out(config, video, tmp_path, model_class):
     torch.manual_seed(6)
     model = model_class(config).eval()
@@ -327,17 +334,17 @@ def test_set_num_frames_resamples_time_embeddings(model, tmp_path):
     assert loaded.visual_prefix(torch.randn(1, 4, 3, 32, 32), 1).shape == (1, 4, LM_WIDTH)
 
 
-def test_a_head_checkpoint_loads_into_another_task_class(retrieval, video, tmp_path, caplog):
+def test_a_head_checkpoint_loads_into_another_task_class(matcher, video, tmp_path, caplog):
     """The allow-list: a head this class has and the file lacks is initialised, a head it lacks is dropped; both
     are logged; the backbone is loaded exactly."""
-    retrieval.save_pretrained(tmp_path)
+    matcher.save_pretrained(tmp_path)
     with caplog.at_level(logging.INFO, logger="vlstudy.models"):
         classifier = MPLUGVideoForClassification.from_pretrained(tmp_path)
     assert "MPLUGVideoForClassification: ['cls_head.0.num_batches_tracked', 'cls_head.0.running_mean'" in caplog.text
     assert "initialised (not in" in caplog.text and "dropped (not used by this class)" in caplog.text
-    assert not hasattr(classifier, "contrastive") and torch.isfinite(classifier.cls_head[1].weight).all()
+    assert not hasattr(classifier, "match_head") and torch.isfinite(classifier.cls_head[1].weight).all()
     with torch.no_grad():
-        assert torch.equal(classifier.visual_prefix(video, 2), retrieval.visual_prefix(video, 2))
+        assert torch.equal(classifier.visual_prefix(video, 2), matcher.visual_prefix(video, 2))
 
 
 def test_strict_loading_names_the_tensor_and_the_file(model, config, tmp_path):

@@ -7,7 +7,7 @@ from _tiny_models import mplug_config, save_tiny_lm, tokenizer
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from vlstudy.models.alpro import ALPROConfig, ALPROForClassification, ALPROForPretraining, TextEncoderConfig
-from vlstudy.models.mplug_video import MPLUGVideoForClassification, MPLUGVideoForPretraining
+from vlstudy.models.mplug_video import MPLUGVideoForClassification, MPLUGVideoForContrastive
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.tasks.common import load_model, model_train_config
 from vlstudy.train.trainer import TrainConfig
@@ -30,7 +30,7 @@ def clip_dir(tmp_path_factory):
 def pretrained(lm_dir, clip_dir, tmp_path_factory):
     """A CLIP-initialised mPLUG-video pre-training checkpoint."""
     torch.manual_seed(0)
-    model = MPLUGVideoForPretraining(mplug_config(lm_dir, video={"pretrained_path": str(clip_dir)}))
+    model = MPLUGVideoForContrastive(mplug_config(lm_dir, video={"pretrained_path": str(clip_dir)}))
     folder = tmp_path_factory.mktemp("pretrained")
     model.save_pretrained(folder)
     return model, folder

@@ -259,3 +259,12 @@ def test_from_pretrained_keeps_the_inflated_weights_without_reading_the_image_mo
     loaded = VideoEncoderModel.from_pretrained(tmp_path / "encoder")
     assert loaded.timesformer.encoder.layer[0].temporal_dense.weight.eq(0.5).all()
     assert (loaded.config.hidden_act, loaded.config.pretrained_path) == (encoder.config.hidden_act, str(folder))
+
+
+def test_the_config_switch_turns_checkpointing_on_at_construction():
+    """``gradient_checkpointing: true`` in the encoder's params: transformers' post_init enables it (and consumes
+    the flag, so a saved config does not switch it on again)."""
+    encoder = VideoEncoderModel(VideoEncoderConfig(**TINY, gradient_checkpointing=True))
+    assert encoder.is_activation_checkpointing
+    assert "gradient_checkpointing" not in encoder.config.to_dict()
+    assert not VideoEncoderModel(VideoEncoderConfig(**TINY)).is_activation_checkpointing

@@ -15,8 +15,8 @@ from vlstudy.models.mplug_video import (
                                         MatchScores,
                                         MPLUGVideoConfig,
                                         MPLUGVideoForClassification,
-                                        MPLUGVideoForPretraining,
-                                        MPLUGVideoForRetrieval,
+                                        MPLUGVideoForContrastive,
+                                        MPLUGVideoForMatching,
                                         MPLUGVideoModel,
                                         classification_prompt,
                                         match_prompt,
@@ -34,7 +34,7 @@ from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderModel
 
 __all__ = ["Abstractor", "AbstractorConfig", "ALPROConfig", "ALPROModel", "ALPROForPretraining",
            "ALPROForClassification", "TextEncoderConfig", "CheckpointError", "MATCH_ANSWERS", "PROTOCOL_TEXTS",
-           "ClassScores", "MatchScores", "MPLUGVideoConfig", "MPLUGVideoModel", "MPLUGVideoForPretraining",
-           "MPLUGVideoForClassification", "MPLUGVideoForRetrieval", "classification_prompt", "match_prompt",
+           "ClassScores", "MatchScores", "MPLUGVideoConfig", "MPLUGVideoModel", "MPLUGVideoForContrastive",
+           "MPLUGVideoForClassification", "MPLUGVideoForMatching", "classification_prompt", "match_prompt",
            "tokenize_prompts", "PackedTextDataset", "TextLMConfig", "build_text_lm", "load_text_lm", "save_text_lm",
            "train_char_tokenizer", "VideoEncoderConfig", "VideoEncoderModel"]

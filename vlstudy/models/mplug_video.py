@@ -11,13 +11,15 @@ checkpoint format; `StrictPreTrainedModel` explains which heads a checkpoint may
 
 - `MPLUGVideoModel`: the backbone; LM loss (pre-training, captioning), `generate` (greedy or beam search, 5 beams,
   length penalty 1), `score_continuations`.
-- `MPLUGVideoForPretraining`: + the official ``use_contrastive`` head: the video CLS and the LM's state at the EOS
-  of ``[BOS] text [EOS]``, each projected to 256-d; InfoNCE both ways over all processes.
+- `MPLUGVideoForContrastive`: + the official ``use_contrastive`` head (pre-training with a contrastive term,
+  retrieval by contrast): the video CLS and the LM's state at the EOS of ``[BOS] text [EOS]``, each projected to
+  256-d; InfoNCE both ways over all processes.
 - `MPLUGVideoForClassification`: + an MLP head (the official ``DistributedGPT3_Cls``) on the LM's state at the last
   prompt token. `classify` ranks all 45 class names by their summed log-likelihood (EOS included) after
   ``视频标题：{title} 视频类目：`` and gives the head's logits beside; the loss is generation + cross-entropy.
-- `MPLUGVideoForRetrieval`: + a matching head. ``标题：{text} 这个视频与标题匹配吗？`` answered 是/否 is scored
-  log p(是) − log p(否) for every pair, beside the head on the same state.
+- `MPLUGVideoForMatching`: + a matching head (retrieval by matching). ``标题：{text} 这个视频与标题匹配吗？``
+  answered 是/否 is scored log p(是) − log p(否) for every pair, beside the head on the same state.
+Each class holds exactly the heads its losses use, so every trainable parameter gets a gradient (as DDP expects).
 
 The LM is causal, so its state at the last prompt token does not depend on the answer: heads and LM loss share one
 forward pass (the official code runs two). ``video=None`` is language only (the abstractor's queries alone: a soft
@@ -50,8 +52,8 @@ from vlstudy.models.prompting import IGNORE_INDEX, TextBatch, bos_ids, encode, p
 from vlstudy.models.text_lm import TextLMConfig, build_text_lm, load_lm, load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderMixin, VideoEncoderModel, on_meta_device
 
-__all__ = ["MPLUGVideoConfig", "MPLUGVideoModel", "MPLUGVideoForPretraining", "MPLUGVideoForClassification",
-           "MPLUGVideoForRetrieval", "MPLUGVideoOutput", "TextBatch", "ClassScores", "MatchScores",
+__all__ = ["MPLUGVideoConfig", "MPLUGVideoModel", "MPLUGVideoForContrastive", "MPLUGVideoForClassification",
+           "MPLUGVideoForMatching", "MPLUGVideoOutput", "TextBatch", "ClassScores", "MatchScores",
            "classification_prompt", "match_prompt", "tokenize_prompts", "MATCH_ANSWERS", "PROTOCOL_TEXTS"]
 
 logger = logging.getLogger("vlstudy.models")
@@ -299,7 +301,7 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
         return hidden[torch.arange(len(texts), device=self.device), last]
 
 
-class MPLUGVideoForPretraining(MPLUGVideoModel):
+class MPLUGVideoForContrastive(MPLUGVideoModel):
     """The backbone + the contrastive head (official ``use_contrastive``): video CLS ↔ LM text state."""
 
     task_heads = ("contrastive",)
@@ -351,10 +353,10 @@ class MPLUGVideoForClassification(MPLUGVideoModel):
         return {"loss": out.loss + cls_loss, "lm_loss": out.loss, "cls_loss": cls_loss}
 
 
-class MPLUGVideoForRetrieval(MPLUGVideoForPretraining):
-    """The pre-training model's contrastive head + a matching head: both retrieval methods."""
+class MPLUGVideoForMatching(MPLUGVideoModel):
+    """The backbone + a matching head on the LM's last prompt state (retrieval by matching)."""
 
-    task_heads = ("contrastive", "match_head")
+    task_heads = ("match_head",)
 
     def _build_heads(self, lm_width: int) -> None:
         super()._build_heads(lm_width)

@@ -6,8 +6,8 @@ the token-mean LM loss of ``[BOS] title [EOS]`` after the video prefix, with an 
 encoder, the abstractor and the heads train. A held-out slice of the pool gives a validation loss, and a few
 greedy generations show what the model says about unseen videos.
 
-Outputs in ``paths.out``: ``model/`` (``MPLUGVideoForPretraining.save_pretrained``: trainable weights + config
-pointing at the LM),
+Outputs in ``paths.out``: ``model/`` (``save_pretrained`` of ``MPLUGVideoForContrastive``, or of the backbone
+``MPLUGVideoModel`` without the contrastive term: trainable weights + config pointing at the LM),
 ``train_log.jsonl``, ``examples.csv`` (video, reference title, generated title) and ``result.json``.
 """
 
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import all_reduce_sum, is_main_process
-from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoForPretraining, MPLUGVideoModel
+from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoForContrastive, MPLUGVideoModel
 from vlstudy.models.prompting import IGNORE_INDEX
 from vlstudy.tasks.common import (
     TaskPaths,
@@ -127,7 +127,9 @@ def validation_loss(model: MPLUGVideoModel, dataset, batch_size: int, texts_key:
 def run(config: PretrainVideoConfig, paths: TaskPaths) -> None:
     train_records, val_records = split_pool(load_split(paths.data, "pretrain", "pool"), config.val_videos,
                                             config.seed)
-    model = MPLUGVideoForPretraining(config.model).train()
+    # the contrastive head only when its loss is on: every trainable parameter then gets a gradient (DDP)
+    model_class = MPLUGVideoForContrastive if config.contrastive_weight else MPLUGVideoModel
+    model = model_class(config.model).train()
     encoder = config.model.video
     train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache, ("title",))
     val_set = video_dataset(val_records, encoder, config.video, "eval", config.seed, paths.cache, ("title",))

@@ -36,7 +36,7 @@ from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.models.alpro import ALPROForPretraining
-from vlstudy.models.mplug_video import MPLUGVideoForRetrieval
+from vlstudy.models.mplug_video import MPLUGVideoForContrastive, MPLUGVideoForMatching
 from vlstudy.tasks.captioning import first_captions, with_captions
 from vlstudy.tasks.common import (
     TaskPaths,
@@ -53,9 +53,12 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["RetrievalConfig", "CONFIG", "run", "Method"]
+__all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES"]
 
 Method = Literal["mplug_contrastive", "mplug_matching", "alpro"]
+# The model class each method fine-tunes: the backbone with the heads its loss uses.
+MODEL_CLASSES = {"mplug_contrastive": MPLUGVideoForContrastive, "mplug_matching": MPLUGVideoForMatching,
+                 "alpro": ALPROForPretraining}
 
 
 @dataclass
@@ -99,12 +102,12 @@ def _negative_captions(captions: list[str], indices: list[int], seed: int) -> li
 
 
 def loss_fn(config: RetrievalConfig):
-    def contrastive(model: MPLUGVideoForRetrieval, batch: dict) -> dict[str, torch.Tensor]:
+    def contrastive(model: MPLUGVideoForContrastive, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model)
         return {"loss": model.contrastive_loss(batch["video"], first_captions(batch))}
 
-    def matching(model: MPLUGVideoForRetrieval, batch: dict) -> dict[str, torch.Tensor]:
+    def matching(model: MPLUGVideoForMatching, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "lm_loss", "match_loss")
         captions = first_captions(batch)
@@ -201,8 +204,7 @@ def rerank(model: ALPROForPretraining, dataset, texts: list[str], similarity: np
 
 
 def run(config: RetrievalConfig, paths: TaskPaths) -> None:
-    model_class = ALPROForPretraining if config.method == "alpro" else MPLUGVideoForRetrieval
-    model = load_model(model_class, config.init, config.pretrained, config.num_frames)
+    model = load_model(MODEL_CLASSES[config.method], config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "retrieval", "train"), "retrieval train")
     train_set = video_dataset(train_records, encoder, config.video, "train", config.seed, paths.cache,
