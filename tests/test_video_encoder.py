@@ -268,3 +268,17 @@ def test_the_config_switch_turns_checkpointing_on_at_construction():
     assert encoder.is_activation_checkpointing
     assert "gradient_checkpointing" not in encoder.config.to_dict()
     assert not VideoEncoderModel(VideoEncoderConfig(**TINY)).is_activation_checkpointing
+
+
+def test_an_image_checkpoint_is_read_strictly(tmp_path):
+    model = CLIPVisionModel(CLIPVisionConfig(**IMAGE))
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    tensors = load_file(weights)
+    save_file({**tensors, "extra": torch.zeros(1)}, weights, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=rf"^{weights}: unexpected tensors \['extra'\] \(in the file, not in "
+                                              r"CLIPVisionModel\)$"):
+        VideoEncoderModel(VideoEncoderConfig(**IMAGE_AS_VIDEO, num_frames=2, pretrained_path=str(tmp_path)))
+    save_file({k: v for k, v in tensors.items() if "pre_layrnorm.weight" not in k}, weights, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=rf"^{weights}: missing tensors \['.*pre_layrnorm.weight'\]"):
+        VideoEncoderModel(VideoEncoderConfig(**IMAGE_AS_VIDEO, num_frames=2, pretrained_path=str(tmp_path)))
