@@ -25,7 +25,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from vlstudy.models.abstractor import AbstractorConfig
-from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig
+from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoModel
 from vlstudy.models.text_lm import TextLMConfig, train_char_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig
 
@@ -51,7 +51,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_model(args: argparse.Namespace, device: torch.device) -> tuple[MPLUGVideo, int]:
+def bench_model(args: argparse.Namespace, device: torch.device) -> tuple[MPLUGVideoModel, int]:
     """The bench-sized mPLUG-video with an untrained LM over a `args.vocab`-character vocabulary."""
     characters = "".join(chr(FIRST_CJK + i) for i in range(args.vocab))
     tokenizer = train_char_tokenizer([], always_include=[characters])
@@ -63,10 +63,10 @@ def bench_model(args: argparse.Namespace, device: torch.device) -> tuple[MPLUGVi
         lm=TextLMConfig(hidden_size=args.width, num_layers=args.layers, num_heads=heads,
                         max_positions=args.queries + args.text + 8, dropout=0.0),
         max_text_length=args.text + 2)
-    return MPLUGVideo(config, tokenizer=tokenizer).to(device).train(), len(tokenizer)
+    return MPLUGVideoModel(config, tokenizer=tokenizer).to(device).train(), len(tokenizer)
 
 
-def bench_inputs(model: MPLUGVideo, args: argparse.Namespace, device: torch.device):
+def bench_inputs(model: MPLUGVideoModel, args: argparse.Namespace, device: torch.device):
     """A batch of random clips and random captions of `args.text` characters (empty prompt)."""
     generator = torch.Generator().manual_seed(0)
     video = torch.randn(args.batch, args.frames, 3, args.image, args.image, generator=generator)
@@ -75,7 +75,7 @@ def bench_inputs(model: MPLUGVideo, args: argparse.Namespace, device: torch.devi
     return video.to(device), model.tokenize([""] * args.batch, captions).to(device)
 
 
-def train_step(model: MPLUGVideo, optimizer: torch.optim.Optimizer, video, batch, dtype: torch.dtype) -> None:
+def train_step(model: MPLUGVideoModel, optimizer: torch.optim.Optimizer, video, batch, dtype: torch.dtype) -> None:
     with torch.autocast(device_type=video.device.type, dtype=dtype, enabled=dtype != torch.float32):
         loss = model(video, batch.input_ids, batch.attention_mask, batch.labels).loss
     optimizer.zero_grad(set_to_none=True)

@@ -73,3 +73,33 @@ def test_deep_merge_only_changes_known_keys():
     assert base["a"]["b"] == 1  # the base is not modified
     with pytest.raises(ParamError, match=r"profiles/smoke.yaml\.a\.x: unknown key"):
         deep_merge(base, {"a": {"x": 1}}, where="profiles/smoke.yaml")
+
+
+def test_transformers_configs_fill_from_params_with_their_sub_configs():
+    """A model config (a transformers PreTrainedConfig) is filled like a dataclass: nested sub-configs checked key
+    by key; transformers' bookkeeping fields and derived fields are not parameters."""
+    from vlstudy.models.mplug_video import MPLUGVideoConfig
+    from vlstudy.tasks.pretrain_video import PretrainVideoConfig
+
+    section = {"model": {"video": {"hidden_size": 64, "num_heads": 2}, "abstractor": {"num_queries": 8},
+                         "lm_path": "lm"}}
+    config = from_dict(PretrainVideoConfig, section, where="params.yaml: pretrain_video")
+    assert isinstance(config.model, MPLUGVideoConfig)
+    assert (config.model.video.hidden_size, config.model.abstractor.num_queries, config.model.lm.hidden_size) == \
+           (64, 8, 128)
+    model_keys = to_dict(config)["model"]
+    assert list(model_keys) == ["video", "abstractor", "lm_path", "lm", "max_text_length", "contrastive_dim",
+                                "temperature", "num_classes"]
+    assert "hidden_act" not in model_keys["video"] and "transformers_version" not in model_keys
+    assert from_dict(PretrainVideoConfig, to_dict(config)).model.video.hidden_size == 64
+    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video.hidden_size: expected int, "
+                                         r"got '64' \(str\)$"):
+        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_size": "64"}}}, where="params.yaml: pretrain_video")
+    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video.hidden_act: unknown key for "
+                                         r"VideoEncoderConfig"):
+        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_act": "gelu"}}},
+                  where="params.yaml: pretrain_video")
+    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video: hidden_size 60 is not a multiple "
+                                         r"of num_heads 8$"):
+        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_size": 60, "num_heads": 8}}},
+                  where="params.yaml: pretrain_video")

@@ -1,38 +1,39 @@
-"""mPLUG-video: derived widths, the frozen LM, the answer-only loss, scoring, generation, heads, save/load."""
+"""mPLUG-video: derived widths, the frozen LM, the answer-only loss, scoring, generation (beam search against an
+exhaustive search), heads, save/load (frozen LM not copied, strict loading, heads allow-list)."""
 
-import dataclasses
+import itertools
+import json
 import logging
 
 import pytest
 import torch
+from _tiny_models import CORPUS, LM_WIDTH, mplug_config, save_tiny_lm, tokenizer
 from safetensors.torch import load_file, save_file
 
-from vlstudy.models.abstractor import AbstractorConfig
-from vlstudy.models.checkpoint_io import CheckpointError
+from vlstudy.models.loading import CheckpointError
 from vlstudy.models.mplug_video import (
     MATCH_ANSWERS,
-    PROTOCOL_TEXTS,
-    MPLUGVideo,
     MPLUGVideoConfig,
+    MPLUGVideoForClassification,
+    MPLUGVideoForContrastive,
+    MPLUGVideoForMatching,
+    MPLUGVideoModel,
     classification_prompt,
     match_prompt,
     tokenize_prompts,
 )
-from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
-from vlstudy.models.video_encoder import VideoEncoderConfig
+from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, load_lm, save_text_lm
 
-CORPUS = ["小猫在草地上玩球", "小狗在公园里奔跑", "一个人在厨房里做饭", "篮球比赛的精彩瞬间"]
-LM = TextLMConfig(hidden_size=48, num_layers=2, num_heads=2, max_positions=96, dropout=0.0)
-VIDEO = VideoEncoderConfig(image_size=32, patch_size=16, num_frames=2, hidden_size=32, num_layers=1, num_heads=2)
+LM = TextLMConfig(hidden_size=LM_WIDTH, num_layers=2, num_heads=2, max_positions=96, dropout=0.0)
 
 
 @pytest.fixture(scope="module")
 def lm_dir(tmp_path_factory):
     """A tiny LM trained a little on the corpus, so that greedy decoding is not degenerate."""
     torch.manual_seed(0)
-    tokenizer = train_char_tokenizer(CORPUS, always_include=PROTOCOL_TEXTS)
-    lm = build_text_lm(LM, tokenizer)
-    blocks = PackedTextDataset(CORPUS * 4, tokenizer, block_size=16).blocks
+    tok = tokenizer()
+    lm = build_text_lm(LM, tok)
+    blocks = PackedTextDataset(CORPUS * 4, tok, block_size=16).blocks
     optimizer = torch.optim.AdamW(lm.parameters(), lr=1e-2)
     for _ in range(15):
         loss = lm(input_ids=blocks, labels=blocks).loss
@@ -40,20 +41,32 @@ def lm_dir(tmp_path_factory):
         loss.backward()
         optimizer.step()
     folder = tmp_path_factory.mktemp("lm")
-    save_text_lm(lm, tokenizer, folder)
+    save_text_lm(lm, tok, folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def config(lm_dir):
-    return MPLUGVideoConfig(video=VIDEO, abstractor=AbstractorConfig(num_queries=4, num_heads=2),
-                            lm_path=str(lm_dir), max_text_length=48)
+    return mplug_config(lm_dir)
 
 
 @pytest.fixture(scope="module")
 def model(config):
+    """The classification model (backbone + MLP head)."""
     torch.manual_seed(1)
-    return MPLUGVideo(config).eval()
+    return MPLUGVideoForClassification(config).eval()
+
+
+@pytest.fixture(scope="module")
+def matcher(config):
+    torch.manual_seed(5)
+    return MPLUGVideoForMatching(config).eval()
+
+
+@pytest.fixture(scope="module")
+def contrastive(config):
+    torch.manual_seed(6)
+    return MPLUGVideoForContrastive(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -61,30 +74,31 @@ def video():
     return torch.randn(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
 
 
-def test_widths_are_derived_from_the_video_encoder_and_the_lm(model):
-    assert model.abstractor.queries.shape[-1] == VIDEO.hidden_size
-    assert model.abstractor.proj.out_features == model.lm.config.hidden_size == LM.hidden_size
-    assert model.vision_proj.in_features == VIDEO.hidden_size
-    assert model.text_proj.in_features == model.cls_head[1].in_features == LM.hidden_size
-    assert model.visual_prefix(None, batch_size=3).shape == (3, 4, LM.hidden_size)
+def test_widths_are_derived_from_the_video_encoder_and_the_lm(model, contrastive, matcher):
+    assert model.abstractor.queries.shape[-1] == model.config.video.hidden_size == 32
+    assert model.abstractor.proj.out_features == model.lm.config.hidden_size == LM_WIDTH
+    assert contrastive.contrastive.vision_proj.in_features == 32
+    assert contrastive.contrastive.text_proj.in_features == model.cls_head[1].in_features == LM_WIDTH
+    assert matcher.match_head[1].in_features == LM_WIDTH
+    assert model.visual_prefix(None, batch_size=3).shape == (3, 4, LM_WIDTH)
 
 
 def test_lm_is_frozen_counted_and_logged(config, caplog):
     with caplog.at_level(logging.INFO, logger="vlstudy.models"):
-        model = MPLUGVideo(config)
+        model = MPLUGVideoModel(config)
     non_lm = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("lm."))
     assert model.num_trainable == non_lm
     assert not any(p.requires_grad for p in model.lm.parameters())
     assert model.trainable_ratio == pytest.approx(non_lm / sum(p.numel() for p in model.parameters()))
-    assert f"mPLUG-video: {non_lm} trainable of {model.num_total} parameters " \
+    assert f"MPLUGVideoModel: {non_lm} trainable of {model.num_total} parameters " \
            f"({100 * model.trainable_ratio:.2f}%)" in caplog.text
     model.train()
-    assert model.training and model.abstractor.training and not model.lm.training
+    assert model.training and model.abstractor.training and not any(m.training for m in model.lm.modules())
 
 
 def test_training_changes_the_video_side_only_and_lowers_the_loss(config, video):
     torch.manual_seed(3)
-    model = MPLUGVideo(config).train()
+    model = MPLUGVideoModel(config).train()
     lm_before = {k: v.clone() for k, v in model.lm.state_dict().items()}
     video_before = {k: v.clone() for k, v in model.video_encoder.state_dict().items()}
     batch = model.tokenize(["", ""], ["小猫在草地上玩球", "一个人在厨房里做饭"])
@@ -98,7 +112,6 @@ def test_training_changes_the_video_side_only_and_lowers_the_loss(config, video)
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     assert all(torch.equal(v, lm_before[k]) for k, v in model.lm.state_dict().items())
-    assert not any(p.requires_grad for p in model.lm.parameters())
     assert any(not torch.equal(v, video_before[k]) for k, v in model.video_encoder.state_dict().items())
 
 
@@ -126,7 +139,6 @@ def test_tokenize_prompts_truncates_the_tail_and_checks_lengths(model):
 def test_loss_is_the_token_mean_over_answer_and_eos(model, video):
     batch = model.tokenize(["小猫在", "篮球"], ["玩球", "比赛的精彩瞬间"])
     out = model(video, batch.input_ids, batch.attention_mask, batch.labels)
-    # By hand: -log p(token) at every answer/EOS position, averaged over those positions only.
     positions = torch.arange(batch.input_ids.shape[1]) >= batch.prompt_lengths[:, None]
     answer = positions & batch.attention_mask.bool()
     logp = out.token_logits.log_softmax(-1).gather(-1, batch.input_ids[..., None]).squeeze(-1)
@@ -138,9 +150,8 @@ def test_loss_is_the_token_mean_over_answer_and_eos(model, video):
     mask = torch.cat([torch.ones(2, 4, dtype=torch.long), batch.attention_mask], dim=1)
     reference = model.lm(inputs_embeds=embeds, attention_mask=mask, labels=full_labels).loss
     torch.testing.assert_close(out.loss, reference)
-    # A prompt token's label is ignored: un-masking it (to any id) is the only way to change the loss.
     relabelled = batch.labels.clone()
-    relabelled[0, 1] = batch.input_ids[0, 1]
+    relabelled[0, 1] = batch.input_ids[0, 1]  # un-masking a prompt token is the only way to change the loss
     assert not torch.isclose(model(video, batch.input_ids, batch.attention_mask, relabelled).loss, out.loss)
 
 
@@ -192,43 +203,86 @@ def test_greedy_generation_equals_a_manual_argmax_loop(model, video):
     assert model.generate(video, prompts, max_new_tokens=6) == expected
 
 
-def test_beam_search_returns_one_string_per_video(model, video):
-    captions = model.generate(video, ["", ""], num_beams=5, length_penalty=1.0, max_new_tokens=5)
-    assert len(captions) == 2 and all(isinstance(c, str) and len(c) <= 5 for c in captions)
+def _exhaustive_best(model, video, prompt, max_new_tokens, length_penalty) -> list[int]:
+    """The best continuation over every sequence of at most `max_new_tokens` tokens (EOS-terminated, or cut at
+    the maximum), scored as beam search scores a finished hypothesis: summed log-prob / length ** penalty."""
+    tok = model.tokenizer
+    eos, others = tok.eos_token_id, [i for i in range(len(tok)) if i != tok.eos_token_id]
+    sequences = [(*body, eos) for n in range(max_new_tokens) for body in itertools.product(others, repeat=n)]
+    sequences += list(itertools.product(others, repeat=max_new_tokens))
+    prompt_ids = [tok.bos_token_id, *tok(prompt)["input_ids"]]
+    ids = torch.tensor([prompt_ids + list(s) + [eos] * (max_new_tokens - len(s)) for s in sequences])  # (S, L)
+    with torch.no_grad():
+        out = model(video.expand(len(sequences), -1, -1, -1, -1), ids, torch.ones_like(ids))
+    logp = out.token_logits.log_softmax(-1).gather(-1, ids[..., None]).squeeze(-1)[:, len(prompt_ids):]  # (S, M)
+    lengths = torch.tensor([len(s) for s in sequences])
+    summed = (logp * (torch.arange(max_new_tokens) < lengths[:, None])).sum(dim=1)
+    scores = summed / lengths.float() ** length_penalty
+    best = scores.argsort(descending=True)[:2]
+    assert scores[best[0]] - scores[best[1]] > 1e-3  # a unique optimum, so the comparison is meaningful
+    return list(sequences[best[0]])
 
 
-def test_match_scores_every_pair_with_yes_minus_no(model, video):
+def _until_eos(ids: list[int], eos: int) -> list[int]:
+    return ids[: ids.index(eos) + 1] if eos in ids else ids
+
+
+def test_beam_search_finds_the_exhaustive_optimum_on_a_tiny_vocabulary(tmp_path, video):
+    """9 tokens, 3 new tokens: 72 beams keep every live hypothesis, so beam search must return the exhaustive
+    optimum of its length-normalised score, for the paper's length penalty 1 and for 0.5. On this model greedy
+    decoding and the two penalties disagree, so the comparison tests the beams, the penalty and EOS handling."""
+    tok = tokenizer(["是否"], always_include=())
+    save_tiny_lm("gpt2", tok, tmp_path / "lm", seed=3, init_std=0.3)
+    torch.manual_seed(4)
+    model = MPLUGVideoModel(mplug_config(tmp_path / "lm")).eval()
+    assert len(tok) == 9
+    prompts = ["", "是"]  # different lengths: the batch is left-padded
+    greedy = model.generate_ids(video, prompts, max_new_tokens=3).tolist()
+    greedy = [_until_eos(row, tok.eos_token_id) for row in greedy]
+    found = {}
+    for penalty in (1.0, 0.5):
+        expected = [_exhaustive_best(model, video[b: b + 1], p, 3, penalty) for b, p in enumerate(prompts)]
+        beams = model.generate_ids(video, prompts, num_beams=72, length_penalty=penalty, max_new_tokens=3)
+        assert [_until_eos(row, tok.eos_token_id) for row in beams.tolist()] == expected
+        assert model.generate(video, prompts, num_beams=72, length_penalty=penalty, max_new_tokens=3) == \
+            tok.batch_decode(beams, skip_special_tokens=True)
+        found[penalty] = expected
+    assert found[1.0] != greedy and found[0.5] != found[1.0]
+
+
+def test_match_scores_every_pair_with_yes_minus_no(matcher, video):
     texts = ["小猫在玩球", "篮球比赛", "做饭"]
-    scores = model.match_scores(video, texts, chunk_size=4)  # chunks cut across videos
+    scores = matcher.match_scores(video, texts, chunk_size=4)  # chunks cut across videos
     assert scores.generative.shape == scores.head.shape == (2, 3)
     for b, k in [(0, 0), (1, 2)]:
         logp = {}
         for answer in MATCH_ANSWERS:
-            batch = model.tokenize([match_prompt(texts[k])], [answer])
+            batch = matcher.tokenize([match_prompt(texts[k])], [answer])
             with torch.no_grad():
-                out = model(video[b: b + 1], batch.input_ids, batch.attention_mask)
+                out = matcher(video[b: b + 1], batch.input_ids, batch.attention_mask)
             position = batch.prompt_lengths[0]
             logp[answer] = out.token_logits[0, position].log_softmax(-1)[batch.input_ids[0, position]]
-            head = model.match_head(out.prompt_state(batch.prompt_lengths))[0]
+            head = matcher.match_head(out.prompt_state(batch.prompt_lengths))[0]
         torch.testing.assert_close(scores.generative[b, k], logp["是"] - logp["否"], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(scores.head[b, k], head[1] - head[0], atol=1e-5, rtol=1e-5)
-    losses = model.match_loss(video, texts[:2], torch.tensor([True, False]))
+    losses = matcher.match_loss(video, texts[:2], torch.tensor([True, False]))
     torch.testing.assert_close(losses["loss"], losses["lm_loss"] + losses["match_loss"])
 
 
 def test_contrastive_mode_trains_projections_not_the_lm(config, video):
     torch.manual_seed(4)
-    model = MPLUGVideo(config)
+    model = MPLUGVideoForContrastive(config)
     video_feat, text_feat = model.contrastive_features(video, ["小猫", "篮球比赛", "做饭"])
     assert video_feat.shape == (2, 256) and text_feat.shape == (3, 256)
     torch.testing.assert_close(text_feat.norm(dim=-1), torch.ones(3))
     with torch.no_grad():
-        model.temp.fill_(5.0)
+        model.contrastive.temp.fill_(5.0)
     loss = model.contrastive_loss(video, ["小猫", "篮球比赛"])
-    assert model.temp.item() == 0.5
+    assert model.contrastive.temp.item() == 0.5
     loss.backward()
     assert torch.isfinite(loss)
-    assert model.vision_proj.weight.grad.abs().sum() > 0 and model.text_proj.weight.grad.abs().sum() > 0
+    assert model.contrastive.vision_proj.weight.grad.abs().sum() > 0
+    assert model.contrastive.text_proj.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.lm.parameters())
 
 
@@ -239,53 +293,101 @@ def test_language_only_uses_the_soft_prompt(model):
     torch.testing.assert_close(out.hidden_states[0, :4], out.hidden_states[1, :4])  # same prefix for both
 
 
-def test_save_load_round_trip_gives_identical_outputs(model, video, tmp_path):
+# ---- save / load -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_class", [MPLUGVideoModel, MPLUGVideoForContrastive, MPLUGVideoForClassification,
+                                         MPLUGVideoForMatching])
+def test_save_load_round_trip_is_bit_identical_and_leaves_the_lm_out(config, video, tmp_path, model_class):
+    torch.manual_seed(6)
+    model = model_class(config).eval()
     model.save_pretrained(tmp_path)
-    assert not [name for name in load_file(str(tmp_path / "model.safetensors")) if name.startswith("lm.")]
-    loaded = MPLUGVideo.from_pretrained(tmp_path).eval()
+    saved = load_file(tmp_path / "model.safetensors")
+    assert saved and not [name for name in saved if name.startswith("lm.")]
+    assert json.loads((tmp_path / "config.json").read_text())["lm_path"] == config.lm_path
+    loaded = model_class.from_pretrained(tmp_path)
+    assert not loaded.training and not any(p.requires_grad for p in loaded.lm.parameters())
+    for name, tensor in load_lm(config.lm_path).state_dict().items():  # the LM comes back from lm_path
+        assert torch.equal(loaded.lm.state_dict()[name], tensor), name
     batch = model.tokenize(["小猫"], ["玩球"])
-    for m in (model, loaded):
-        m.zero_grad()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(video[:1], batch.input_ids, batch.attention_mask).token_logits,
-                                   model(video[:1], batch.input_ids, batch.attention_mask).token_logits)
+        assert torch.equal(loaded(video[:1], batch.input_ids, batch.attention_mask).token_logits,
+                           model(video[:1], batch.input_ids, batch.attention_mask).token_logits)
     assert loaded.generate(video, ["", ""], max_new_tokens=4) == model.generate(video, ["", ""], max_new_tokens=4)
+    if model_class is MPLUGVideoForClassification:
+        assert torch.equal(loaded.classify(video, ["小猫"] * 2).head, model.classify(video, ["小猫"] * 2).head)
 
 
-def test_loading_with_more_frames_resamples_time_embeddings(model, config, tmp_path):
+def test_the_lm_can_be_read_from_another_folder(config, tmp_path):
+    model = MPLUGVideoModel(config)
+    model.save_pretrained(tmp_path / "model")
+    save_tiny_lm("gpt2", model.tokenizer, tmp_path / "other_lm", seed=9)
+    loaded = MPLUGVideoModel.from_pretrained(tmp_path / "model", lm_path=str(tmp_path / "other_lm"))
+    assert loaded.config.lm_path == str(tmp_path / "other_lm")
+    assert torch.equal(loaded.lm.lm_head.weight, load_lm(tmp_path / "other_lm").lm_head.weight)
+
+
+def test_set_num_frames_resamples_time_embeddings(model, tmp_path):
     model.save_pretrained(tmp_path)
-    longer = dataclasses.replace(config, video=dataclasses.replace(config.video, num_frames=4))
-    loaded = MPLUGVideo.from_pretrained(tmp_path, longer)
-    assert loaded.visual_prefix(torch.randn(1, 4, 3, 32, 32), 1).shape == (1, 4, LM.hidden_size)
+    loaded = MPLUGVideoForClassification.from_pretrained(tmp_path)
+    loaded.set_num_frames(4)
+    assert loaded.visual_prefix(torch.randn(1, 4, 3, 32, 32), 1).shape == (1, 4, LM_WIDTH)
 
 
-def test_checkpoint_errors_name_the_file_and_tensor(model, config, tmp_path):
+def test_a_head_checkpoint_loads_into_another_task_class(matcher, video, tmp_path, caplog):
+    """The allow-list: a head this class has and the file lacks is initialised, a head it lacks is dropped; both
+    are logged; the backbone is loaded exactly."""
+    matcher.save_pretrained(tmp_path)
+    with caplog.at_level(logging.INFO, logger="vlstudy.models"):
+        classifier = MPLUGVideoForClassification.from_pretrained(tmp_path)
+    assert "MPLUGVideoForClassification: ['cls_head.0.num_batches_tracked', 'cls_head.0.running_mean'" in caplog.text
+    assert "initialised (not in" in caplog.text and "dropped (not used by this class)" in caplog.text
+    assert not hasattr(classifier, "match_head") and torch.isfinite(classifier.cls_head[1].weight).all()
+    with torch.no_grad():
+        assert torch.equal(classifier.visual_prefix(video, 2), matcher.visual_prefix(video, 2))
+
+
+def test_strict_loading_names_the_tensor_and_the_file(model, config, tmp_path):
     model.save_pretrained(tmp_path)
     weights = tmp_path / "model.safetensors"
-    more_queries = dataclasses.replace(config, abstractor=dataclasses.replace(config.abstractor, num_queries=8))
+    more_queries = MPLUGVideoConfig.from_pretrained(tmp_path)
+    more_queries.abstractor.num_queries = 8
     with pytest.raises(CheckpointError, match=rf"^{weights}: tensor 'abstractor.queries' has shape \(1, 4, 32\) "
                                               r"in the file but \(1, 8, 32\) in the model$"):
-        MPLUGVideo.from_pretrained(tmp_path, more_queries)
+        MPLUGVideoForClassification.from_pretrained(tmp_path, config=more_queries)
+    tensors = load_file(weights)
+    save_file({k: v for k, v in tensors.items() if k != "abstractor.queries"}, weights)
+    with pytest.raises(CheckpointError, match=rf"^{weights}: missing tensors \['abstractor.queries'\] "
+                                              r"\(in MPLUGVideoForClassification, not in the file\)$"):
+        MPLUGVideoForClassification.from_pretrained(tmp_path)
+    save_file({**tensors, "extra": torch.zeros(1)}, weights)
+    with pytest.raises(CheckpointError, match=rf"^{weights}: unexpected tensors \['extra'\] "
+                                              r"\(in the file, not in MPLUGVideoModel\)$"):
+        MPLUGVideoModel.from_pretrained(tmp_path)
+    weights.rename(tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path}/pytorch_model.bin: pickled PyTorch weights are not "
+                                              r"loaded \(use_safetensors=True\)"):
+        MPLUGVideoModel.from_pretrained(tmp_path)
+    (tmp_path / "pytorch_model.bin").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"^{weights}: no such file$"):
+        MPLUGVideoModel.from_pretrained(tmp_path)
 
-    tensors = load_file(str(weights))
-    save_file({k: v for k, v in tensors.items() if k != "temp"}, str(weights))
-    with pytest.raises(CheckpointError, match=rf"^{weights}: missing tensor 'temp'$"):
-        MPLUGVideo.from_pretrained(tmp_path)
-    save_file({**tensors, "extra": torch.zeros(1)}, str(weights))
-    with pytest.raises(CheckpointError, match=rf"^{weights}: unexpected tensor 'extra' \(not in MPLUGVideo\)$"):
-        MPLUGVideo.from_pretrained(tmp_path)
-    weights.unlink()
-    with pytest.raises(FileNotFoundError, match=rf"^{weights}: no such checkpoint file$"):
-        MPLUGVideo.from_pretrained(tmp_path)
+
+def test_an_lm_saved_as_a_pickle_is_refused(config, tmp_path):
+    save_tiny_lm("gpt2", tokenizer(), tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path}/pytorch_model.bin: pickled PyTorch weights are not "
+                                              r"loaded"):
+        MPLUGVideoModel(mplug_config(tmp_path))
 
 
-def test_an_lm_without_a_folder_cannot_be_saved(lm_dir, tmp_path):
-    tokenizer = train_char_tokenizer(CORPUS)
-    model = MPLUGVideo(MPLUGVideoConfig(video=VIDEO, lm=LM, max_text_length=32), tokenizer=tokenizer)
+def test_an_lm_without_a_folder_cannot_be_saved(tmp_path):
+    model = MPLUGVideoModel(MPLUGVideoConfig(video=mplug_config(tmp_path).video, lm=LM, max_text_length=32),
+                            tokenizer=tokenizer())
     with pytest.raises(ValueError, match="has no folder: save it with text_lm.save_text_lm and set lm_path"):
         model.save_pretrained(tmp_path)
 
 
-def test_prefix_plus_text_must_fit_the_lm_positions(config):
+def test_prefix_plus_text_must_fit_the_lm_positions(lm_dir):
     with pytest.raises(ValueError, match=r"^4 queries \+ max_text_length 200 exceed the LM's 96 positions$"):
-        MPLUGVideo(dataclasses.replace(config, max_text_length=200))
+        MPLUGVideoModel(mplug_config(lm_dir, max_text_length=200))

@@ -9,25 +9,82 @@ key, a value of the wrong type, a missing required key. The error names the file
 
 No library does this for plain dataclasses without adding a dependency tree (pydantic, omegaconf); the
 checks needed here are a few dozen lines, so they are written by hand.
+
+Model configs are transformers ``PreTrainedConfig`` subclasses, which are dataclasses too (transformers 5). Two
+kinds of their fields are not parameters and are neither read from nor written to a params section:
+
+- the bookkeeping fields that ``PreTrainedConfig`` itself declares (``transformers_version``, ``return_dict``,
+  ``id2label``, ...);
+- *derived* fields (`derived`): values a component fills itself — a width another field fixes (as
+  ``Blip2Config`` sets the Q-Former's ``encoder_hidden_size`` from the vision width), the vocabulary of a
+  tokenizer, the activation of the checkpoint a model starts from. They are saved in the model's
+  ``config.json`` and never typed in params.yaml.
+
+A sub-config field (``sub_configs_defaults`` of the class) is filled from a nested mapping with the same checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
 T = TypeVar("T")
 
-__all__ = ["RECIPE_SECTION", "ParamError", "apply_recipe", "deep_merge", "field_names", "from_dict", "to_dict"]
+__all__ = ["ParamError", "from_dict", "to_dict", "deep_merge", "field_names", "derived", "param_fields",
+           "RECIPE_SECTION", "apply_recipe", "field_docs", "read_params", "resolve_section", "check_positive"]
+
+# Field metadata key of a derived field (see `derived`).
+DERIVED = "vlstudy.derived"
 
 
 class ParamError(ValueError):
     """A parameter value that cannot fill its dataclass field; the message names the file and key."""
 
+
+def derived(default: Any) -> Any:
+    """A dataclass field that the component fills itself (from other fields, a tokenizer or a checkpoint).
+
+    It is stored with the config (a model's ``config.json``) but is not a parameter: `from_dict` rejects it in a
+    params section and `to_dict` leaves it out. Use it as the default of a field: ``hidden_act: str = derived("gelu")``.
+    """
+    return dataclasses.field(default=default, metadata={DERIVED: True})
+
+
+def _transformers_base_fields(cls: type) -> set[str]:
+    """The fields declared by transformers' ``PreTrainedConfig`` if `cls` derives from it (found by name, so this
+    module imports nothing of transformers)."""
+    for base in cls.__mro__:
+        if base.__name__ == "PreTrainedConfig" and base.__module__ == "transformers.configuration_utils":
+            return {f.name for f in dataclasses.fields(base)}
+    return set()
+
+
+def param_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of dataclass `cls` that are parameters: all but derived fields and transformers' bookkeeping."""
+    skip = _transformers_base_fields(cls)
+    return [f for f in dataclasses.fields(cls) if f.name not in skip and not f.metadata.get(DERIVED)]
+
+
+def _field_types(cls: type, fields: list[dataclasses.Field]) -> dict[str, Any]:
+    """Resolved annotations of `fields`; a transformers sub-config field gets its sub-config class.
+
+    Annotations are resolved per declaring class (not with ``get_type_hints(cls)``, which would also evaluate the
+    annotations of transformers' base class, some of which name modules it imports only for type checkers).
+    """
+    sub_configs = getattr(cls, "sub_configs", None) or {}
+    types_: dict[str, Any] = {}
+    for f in fields:
+        if f.name in sub_configs:
+            types_[f.name] = sub_configs[f.name]
+            continue
+        owner = next(k for k in cls.__mro__ if f.name in inspect.get_annotations(k))
+        types_[f.name] = inspect.get_annotations(owner, eval_str=True)[f.name]
+    return types_
 
 def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
@@ -102,8 +159,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
 
 
 def _from_mapping(cls: type[T], data: dict, where: str) -> T:
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in param_fields(cls) if f.init}
+    hints = _field_types(cls, list(fields.values()))
     unknown = [k for k in data if k not in fields]
     if unknown:
         known = ", ".join(fields)
@@ -120,6 +177,10 @@ def _from_mapping(cls: type[T], data: dict, where: str) -> T:
         raise
     except (ValueError, TypeError) as e:  # __post_init__ checks of value ranges
         raise ParamError(f"{where}: {e}") from e
+    except Exception as e:  # huggingface_hub's strict-dataclass validators raise their own error class
+        if type(e).__name__.startswith("StrictDataclass"):
+            raise ParamError(f"{where}: {e}") from e
+        raise
 
 
 def from_dict(cls: type[T], data: dict | None, where: str = "params") -> T:
@@ -139,7 +200,7 @@ def from_dict(cls: type[T], data: dict | None, where: str = "params") -> T:
 def to_dict(obj: Any) -> Any:
     """A dataclass (nested) as plain YAML/JSON-ready values: tuples become lists, paths become strings."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in param_fields(type(obj))}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
@@ -168,6 +229,10 @@ def deep_merge(base: dict, override: dict, where: str = "override", strict: bool
         else:
             out[key] = value
     return out
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 RECIPE_SECTION = "recipe"
@@ -200,10 +265,9 @@ def apply_recipe(cls: type, section: dict | None, recipe: dict) -> dict:
         A new mapping; `section` is not changed.
     """
     out = dict(section or {})
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if not f.init:
-            continue
+    fields = [f for f in param_fields(cls) if f.init]
+    hints = _field_types(cls, fields)
+    for f in fields:
         tp = hints[f.name]
         sub = _dataclass_in(tp)
         if f.name in recipe:
@@ -220,10 +284,6 @@ def apply_recipe(cls: type, section: dict | None, recipe: dict) -> dict:
                 out[f.name] = {k: apply_recipe(value_tp, v, recipe) if isinstance(v, dict) else v
                                for k, v in out[f.name].items()}
     return out
-
-
-def field_names(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -14,21 +14,26 @@ so a query can attend to "nothing". Extra blocks (``num_layers > 1``) repeat the
 
 Language-only mode (the modality ablation): with no video, each block skips its cross-attention and runs the
 queries through its MLP only, so the prefix becomes a learned soft prompt of M tokens.
+
+The abstractor is a part of mPLUG-video, not a model of its own: its config is a ``PreTrainedConfig`` so that it
+nests in ``MPLUGVideoConfig`` (and in its ``config.json``), and its blocks are transformers'
+``GradientCheckpointingLayer`` so that activation checkpointing reaches them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from einops import repeat
+from huggingface_hub.dataclasses import strict
 from torch import nn
+from transformers import PreTrainedConfig
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 __all__ = ["AbstractorConfig", "AbstractorBlock", "Abstractor"]
 
 
-@dataclass
-class AbstractorConfig:
+@strict
+class AbstractorConfig(PreTrainedConfig):
     """Visual abstractor size. The key width is not a field: it is the video encoder's width.
 
     Attributes:
@@ -39,18 +44,21 @@ class AbstractorConfig:
         dropout: dropout after the attention and inside the MLP.
     """
 
+    model_type = "vlstudy_abstractor"
+
     num_queries: int = 16
     num_layers: int = 1
     num_heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, **kwargs) -> None:
+        super().__post_init__(**kwargs)
         if self.num_queries < 1 or self.num_layers < 1:
             raise ValueError("num_queries and num_layers must be positive")
 
 
-class AbstractorBlock(nn.Module):
+class AbstractorBlock(GradientCheckpointingLayer):
     """Queries cross-attend to video tokens, then an MLP; residuals and norms as in the official AttentionPool.
 
     Args:
@@ -99,10 +107,15 @@ class Abstractor(nn.Module):
             raise ValueError(f"video width {key_width} is not a multiple of the abstractor's {config.num_heads} heads")
         self.config = config
         self.queries = nn.Parameter(torch.empty(1, config.num_queries, key_width))
-        nn.init.trunc_normal_(self.queries, std=0.015)  # as the official learnable_queries
         self.blocks = nn.ModuleList(AbstractorBlock(key_width, config) for _ in range(config.num_layers))
         self.proj = nn.Linear(key_width, out_width)
-        nn.init.trunc_normal_(self.proj.weight, std=0.015)  # as the official visual_fc
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The official initialisation of the queries (``learnable_queries``) and the projection (``visual_fc``):
+        truncated normal, std 0.015, zero bias."""
+        nn.init.trunc_normal_(self.queries, std=0.015)
+        nn.init.trunc_normal_(self.proj.weight, std=0.015)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, video_tokens: torch.Tensor | None, batch_size: int | None = None) -> torch.Tensor:

@@ -2,50 +2,58 @@
 
 ALPRO (Li et al., CVPR 2022, "Align and Prompt") is the encoder baseline of Youku-mPLUG's tables (Xu et al.
 2023, Sec. 5). Reference: the ALPRO code shipped with X-PLUG/Youku-mPLUG (``models/alpro.py``), itself from
-salesforce/ALPRO. This file keeps the two objectives the study needs:
+salesforce/ALPRO. Classes (a backbone and thin task heads, one checkpoint format, see `StrictPreTrainedModel`):
 
-- VTC, video-text contrastive: CLS features of each unimodal encoder → 256-d, L2-normalised, InfoNCE in both
-  directions over features gathered from every process, with a learnable temperature clamped to [0.001, 0.5].
-- VTM, video-text matching: the fusion encoder reads a text with cross-attention to video tokens and an ITM
-  head on its CLS says match / no match. Each text gets one hard-negative video and each video one hard-negative
-  text, sampled from the softmax of the in-batch similarities with the positive masked out.
-
-Structure. The text side is BERT split in two: the first half of its layers are text-only, the second half
-("fusion from the middle") add cross-attention to the video tokens. The reference ALPRO fuses by concatenating
-text and video tokens; cross-attention fusion is what ALBEF/BLIP-style models and this study's brief use.
-Video tokens are the TimeSformer CLS plus the patch tokens averaged over time, as in the reference.
+- `ALPROModel`: the backbone. The text side is BERT split in two: the first half of its layers are text-only, the
+  second half ("fusion from the middle") add cross-attention to the video tokens. The reference fuses by
+  concatenating text and video tokens; cross-attention fusion is what ALBEF/BLIP-style models and this study's
+  brief use. Video tokens are the TimeSformer CLS plus the patch tokens averaged over time, as in the reference.
+- `ALPROForPretraining`: VTC, video-text contrastive (CLS features → 256-d, L2-normalised, InfoNCE both ways over
+  every process's features, learnable temperature clamped to [0.001, 0.5]) and VTM, video-text matching (an ITM head
+  on the fused CLS; each text gets one hard-negative video and each video one hard-negative text, sampled from the
+  softmax of the in-batch similarities with the positive masked out). An MLM head belongs here too: add it in
+  ``_build_heads`` and to ``task_heads``, so that checkpoints without it still load (it is then initialised).
+- `ALPROForClassification`: an MLP on the fused CLS; the video CLS without text (vision only), the text CLS without
+  video (language only) for the modality ablation.
 
 transformers builds BERT cross-attention only in decoder mode (``is_decoder=True``), which also makes the
 self-attention causal. `_bidirectional_fusion_encoder` flips the self-attention back to bidirectional after
 construction (``config.is_decoder=False`` and every ``attention.self.is_causal=False``); the layers keep their
 own ``is_decoder`` flag, which is what switches their cross-attention on. A test checks both.
 
-Ablation switches: `classify` reads the fusion CLS with both modalities, the video CLS without text, the text CLS
-without video.
+The vocabulary is the tokenizer's: ``text.vocab_size`` and ``text.pad_token_id`` are derived from the tokenizer
+given to a new model, and the tokenizer is saved with the weights (``tokenizer/``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from einops import reduce
+from huggingface_hub.dataclasses import strict
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
-from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers import BertConfig, BertModel, PreTrainedConfig
 from transformers.models.bert.modeling_bert import BertEncoder
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from vlstudy.models.checkpoint_io import WEIGHTS_NAME, load_tensors_into, staged_directory, write_checkpoint
-from vlstudy.models.losses import TEMPERATURE_RANGE, sample_hard_negatives, video_text_contrastive_loss
-from vlstudy.models.video_encoder import VideoEncoder, VideoEncoderConfig, read_video_model
+from vlstudy.config import derived
+from vlstudy.models.heads import ContrastiveHead, MLPHead
+from vlstudy.models.loading import StrictPreTrainedModel
+from vlstudy.models.losses import sample_hard_negatives
+from vlstudy.models.text_lm import load_tokenizer
+from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderMixin, VideoEncoderModel
 
-__all__ = ["TextEncoderConfig", "ALPROConfig", "ALPRO"]
+__all__ = ["TextEncoderConfig", "ALPROConfig", "ALPROModel", "ALPROForPretraining", "ALPROForClassification"]
 
-@dataclass
-class TextEncoderConfig:
+TOKENIZER_DIR = "tokenizer"  # subfolder of a saved model that holds its tokenizer
+
+
+@strict
+class TextEncoderConfig(PreTrainedConfig):
     """BERT text + fusion encoder. Its width is not a field: it is the video encoder's.
 
     Attributes:
@@ -54,40 +62,50 @@ class TextEncoderConfig:
         mlp_ratio: intermediate width / width.
         dropout: hidden and attention dropout.
         max_length: longest text, [CLS] and [SEP] included.
+        vocab_size, pad_token_id: derived from the tokenizer.
     """
+
+    model_type = "vlstudy_alpro_text"
 
     num_layers: int = 4
     num_heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.1
     max_length: int = 64
+    vocab_size: int | None = derived(None)
+    pad_token_id: int | None = derived(None)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, **kwargs) -> None:
+        super().__post_init__(**kwargs)
         if self.num_layers < 2:
             raise ValueError(f"num_layers must be >= 2 (text-only and fusion halves), got {self.num_layers}")
         if self.max_length < 3:
             raise ValueError(f"max_length must leave room for [CLS] text [SEP], got {self.max_length}")
 
 
-@dataclass
-class ALPROConfig:
+@strict
+class ALPROConfig(PreTrainedConfig):
     """The ALPRO baseline. Widths are derived: text width = video width; the vocabulary is the tokenizer's.
 
     Attributes:
-        video: TimeSformer size.
+        video: TimeSformer size (``video.pretrained_path``: a CLIP / ViT / TimeSformer folder to start from).
         text: BERT size.
         contrastive_dim: VTC feature size.
         temperature: initial VTC temperature (learnable, clamped to [0.001, 0.5]).
         num_classes: classification head outputs (45 Youku-mPLUG categories).
     """
 
-    video: VideoEncoderConfig = field(default_factory=VideoEncoderConfig)
-    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    model_type = "vlstudy_alpro"
+    sub_configs_defaults = {"video": VideoEncoderConfig, "text": TextEncoderConfig}
+
+    video: dict | PreTrainedConfig | None = None
+    text: dict | PreTrainedConfig | None = None
     contrastive_dim: int = 256
     temperature: float = 0.07
     num_classes: int = 45
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, **kwargs) -> None:
+        super().__post_init__(**kwargs)
         if self.video.hidden_size % self.text.num_heads:
             raise ValueError(f"width {self.video.hidden_size} is not a multiple of text.num_heads "
                              f"{self.text.num_heads}")
@@ -101,14 +119,13 @@ class ALPROConfig:
         return self.text.num_layers - self.num_text_layers
 
 
-def _bert_config(config: ALPROConfig, tokenizer: PreTrainedTokenizerBase, num_layers: int,
-                 cross_attention: bool) -> BertConfig:
+def _bert_config(config: ALPROConfig, num_layers: int, cross_attention: bool) -> BertConfig:
     width = config.video.hidden_size
     return BertConfig(
-        vocab_size=len(tokenizer), hidden_size=width, num_hidden_layers=num_layers,
+        vocab_size=config.text.vocab_size, hidden_size=width, num_hidden_layers=num_layers,
         num_attention_heads=config.text.num_heads, intermediate_size=int(width * config.text.mlp_ratio),
         hidden_dropout_prob=config.text.dropout, attention_probs_dropout_prob=config.text.dropout,
-        max_position_embeddings=config.text.max_length, pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=config.text.max_length, pad_token_id=config.text.pad_token_id,
         is_decoder=cross_attention, add_cross_attention=cross_attention)
 
 
@@ -121,50 +138,66 @@ def _bidirectional_fusion_encoder(config: BertConfig) -> BertEncoder:
     return encoder
 
 
-class ALPRO(nn.Module):
-    """Video encoder + BERT text encoder + fusion layers, with VTC, VTM and classification heads.
+class ALPROPreTrainedModel(VideoEncoderMixin, StrictPreTrainedModel):
+    config_class = ALPROConfig
+    base_model_prefix = "alpro"
+    main_input_name = "video"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    family_heads = ("contrastive", "itm_head", "cls_head")
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's default initialisation of the heads; the configured temperature. (The video encoder and BERT,
+        fusion layers included, initialise their own when built; here only a head missing from a checkpoint is.)"""
+        if isinstance(module, (ContrastiveHead, nn.Linear, nn.LayerNorm)):
+            module.reset_parameters()
+
+
+class ALPROModel(ALPROPreTrainedModel):
+    """Video encoder + BERT text encoder + fusion layers.
 
     Args:
-        config: sizes; widths are derived from the video encoder.
+        config: sizes; widths are derived from the video encoder, the vocabulary from `tokenizer`.
         tokenizer: a tokenizer with [CLS], [SEP] and [PAD] tokens (e.g. `text_lm.train_char_tokenizer`).
     """
 
     def __init__(self, config: ALPROConfig, tokenizer: PreTrainedTokenizerBase) -> None:
-        super().__init__()
         for name in ("cls_token_id", "sep_token_id", "pad_token_id"):
             if getattr(tokenizer, name) is None:
                 raise ValueError(f"ALPRO needs a tokenizer with a {name.removesuffix('_id')}")
-        self.config = config
+        for name, value in (("vocab_size", len(tokenizer)), ("pad_token_id", tokenizer.pad_token_id)):
+            if getattr(config.text, name) not in (None, value):
+                raise ValueError(f"text.{name} is {getattr(config.text, name)} but the tokenizer's is {value}")
+            setattr(config.text, name, value)
+        super().__init__(config)
         self.tokenizer = tokenizer
-        width = config.video.hidden_size
-        self.video_encoder = VideoEncoder(config.video)
-        self.text_encoder = BertModel(_bert_config(config, tokenizer, config.num_text_layers, False),
-                                      add_pooling_layer=False)
-        self.fusion_encoder = _bidirectional_fusion_encoder(
-            _bert_config(config, tokenizer, config.num_fusion_layers, True))
-        self.vision_proj = nn.Linear(width, config.contrastive_dim)
-        self.text_proj = nn.Linear(width, config.contrastive_dim)
-        self.temp = nn.Parameter(torch.tensor(config.temperature))
-        self.itm_head = nn.Linear(width, 2)
-        self.cls_head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, config.num_classes))
+        self.video_encoder = VideoEncoderModel(config.video)
+        self.text_encoder = BertModel(_bert_config(config, config.num_text_layers, False), add_pooling_layer=False)
+        self.fusion_encoder = _bidirectional_fusion_encoder(_bert_config(config, config.num_fusion_layers, True))
+        self._build_heads(config.video.hidden_size)
+        self.post_init()
 
-    # ---- inputs -------------------------------------------------------------------------------------------------
+    def _build_heads(self, width: int) -> None:
+        """Task classes add their heads here (before ``post_init``)."""
+
+    def save_extras(self, directory: Path) -> None:
+        self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
+
+    @classmethod
+    def saved_init_kwargs(cls, directory: str | Path) -> dict[str, Any]:
+        """The tokenizer saved with the weights (a subfolder, so that its loader never reads this model's config)."""
+        return {"tokenizer": load_tokenizer(Path(directory) / TOKENIZER_DIR)}
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[CLS] text [SEP]``, truncated to ``config.text.max_length``, right-padded.
-
-        Returns:
-            input_ids (B, L) and attention_mask (B, L), on the model's device.
-        """
+        """``[CLS] text [SEP]``, truncated to ``config.text.max_length``, right-padded: input_ids (B, L) and
+        attention_mask (B, L) on the model's device."""
         tok, keep = self.tokenizer, self.config.text.max_length - 2
         rows = [torch.tensor([tok.cls_token_id, *ids[:keep], tok.sep_token_id])
                 for ids in tok(texts, add_special_tokens=False)["input_ids"]]
         input_ids = pad_sequence(rows, batch_first=True, padding_value=tok.pad_token_id)  # (B, L)
         attention_mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)  # (B, L)
-        device = self.temp.device
-        return input_ids.to(device), attention_mask.to(device)
-
-    # ---- encoders -----------------------------------------------------------------------------------------------
+        return input_ids.to(self.device), attention_mask.to(self.device)
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) → (B, 1 + N, D): the CLS token, then each patch averaged over time (as ALPRO)."""
@@ -174,61 +207,52 @@ class ALPRO(nn.Module):
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Text-only half of BERT: (B, L) ids → (B, L, D)."""
-        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     def fuse(self, text_embeds: torch.Tensor, attention_mask: torch.Tensor,
              video_embeds: torch.Tensor) -> torch.Tensor:
-        """Fusion half: text tokens self-attend (bidirectionally) and cross-attend to video tokens.
-
-        Args:
-            text_embeds: (B, L, D) from `encode_text`.
-            attention_mask: (B, L), 1 on real tokens.
-            video_embeds: (B, 1 + N, D) from `encode_video`.
-
-        Returns:
-            (B, L, D); position 0 is the fused CLS.
-        """
+        """Fusion half: text tokens (B, L, D) self-attend (bidirectionally, padding `attention_mask` (B, L) masked)
+        and cross-attend to video tokens (B, 1 + N, D). Returns (B, L, D); position 0 is the fused CLS."""
         dtype = text_embeds.dtype
         additive = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min  # (B, 1, 1, L)
         return self.fusion_encoder(text_embeds, attention_mask=additive,
                                    encoder_hidden_states=video_embeds).last_hidden_state
+
+
+class ALPROForPretraining(ALPROModel):
+    """The backbone + VTC projections and the VTM (ITM) head: pre-training and retrieval."""
+
+    task_heads = ("contrastive", "itm_head")
+
+    def _build_heads(self, width: int) -> None:
+        super()._build_heads(width)
+        self.contrastive = ContrastiveHead(width, width, self.config.contrastive_dim, self.config.temperature)
+        self.itm_head = nn.Linear(width, 2)
 
     def features(self, video: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """VTC features for retrieval: (B, E) L2-normalised video features and (K, E) text features."""
         video_feat = text_feat = None
         if video is not None:
-            video_feat = F.normalize(self.vision_proj(self.encode_video(video)[:, 0]), dim=-1)  # (B, E)
+            video_feat = self.contrastive.project_video(self.encode_video(video)[:, 0])  # (B, E)
         if input_ids is not None:
-            text_feat = F.normalize(self.text_proj(self.encode_text(input_ids, attention_mask)[:, 0]), dim=-1)
+            text_feat = self.contrastive.project_text(self.encode_text(input_ids, attention_mask)[:, 0])  # (K, E)
         return video_feat, text_feat
-
-    # ---- objectives and heads -----------------------------------------------------------------------------------
 
     def pretrain_losses(self, video: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """VTC + VTM on a batch of aligned pairs.
-
-        Args:
-            video: (B, T, C, H, W); row i pairs with text i.
-            input_ids: (B, L) from `tokenize`.
-            attention_mask: (B, L).
-            generator: CPU generator for the hard-negative draws.
-
-        Returns:
-            ``{"loss": vtc + vtm, "vtc": ..., "vtm": ...}``, scalars.
-        """
-        with torch.no_grad():
-            self.temp.clamp_(*TEMPERATURE_RANGE)
+        """``{"loss": vtc + vtm, "vtc", "vtm"}`` on B aligned pairs: video (B, T, C, H, W), text (B, L) from
+        `tokenize`; `generator` (CPU) draws the hard negatives."""
+        self.contrastive.clamp_temperature()
         video_embeds = self.encode_video(video)  # (B, 1 + N, D)
         text_embeds = self.encode_text(input_ids, attention_mask)  # (B, L, D)
-        video_feat = F.normalize(self.vision_proj(video_embeds[:, 0]), dim=-1)  # (B, E)
-        text_feat = F.normalize(self.text_proj(text_embeds[:, 0]), dim=-1)  # (B, E)
-        vtc = video_text_contrastive_loss(video_feat, text_feat, self.temp)
+        video_feat = self.contrastive.project_video(video_embeds[:, 0])  # (B, E)
+        text_feat = self.contrastive.project_text(text_embeds[:, 0])  # (B, E)
+        vtc = self.contrastive.loss(video_feat, text_feat)
 
         # VTM on 3B pairs: B positives, B (text, hard-negative video), B (hard-negative text, video).
         # Negatives come from this process's pairs (the reference indexes the first process's block on every rank).
-        similarity = video_feat @ text_feat.T / self.temp  # (B, B): rows videos, columns texts
+        similarity = video_feat @ text_feat.T / self.contrastive.temp  # (B, B): rows videos, columns texts
         negative_video = sample_hard_negatives(similarity.T, generator)  # (B,) a video for each text
         negative_text = sample_hard_negatives(similarity, generator)  # (B,) a text for each video
         fused_cls = self.fuse(
@@ -248,6 +272,16 @@ class ALPRO(nn.Module):
         logits = self.itm_head(fused_cls)  # (B, 2)
         return logits[:, 1] - logits[:, 0]
 
+
+class ALPROForClassification(ALPROModel):
+    """The backbone + an MLP classifier on the fused CLS (the video CLS or the text CLS in the ablation)."""
+
+    task_heads = ("cls_head",)
+
+    def _build_heads(self, width: int) -> None:
+        super()._build_heads(width)
+        self.cls_head = MLPHead(width, self.config.num_classes)
+
     def classify(self, video: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Category logits (B, num_classes) from the fusion CLS; from the video CLS when there is no text
@@ -262,29 +296,3 @@ class ALPRO(nn.Module):
             pooled = self.fuse(self.encode_text(input_ids, attention_mask), attention_mask,
                                self.encode_video(video))[:, 0]
         return self.cls_head(pooled)  # (B, C)
-
-    # ---- save / load --------------------------------------------------------------------------------------------
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json``, ``model.safetensors`` (every weight) and the tokenizer into `directory`."""
-        with staged_directory(directory) as staging:
-            write_checkpoint(staging, self.config, self.state_dict())
-            self.tokenizer.save_pretrained(staging)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, config: ALPROConfig | None = None) -> ALPRO:
-        """Load a model saved by `save_pretrained`.
-
-        Args:
-            directory: the saved folder.
-            config: a config to build instead of the saved one (e.g. another frame count: the time embeddings
-                are resampled); every tensor must still fit.
-
-        Raises:
-            FileNotFoundError: a missing file, named.
-            CheckpointError: a missing, unexpected or wrongly shaped tensor, named with the file.
-        """
-        config, tensors = read_video_model(directory, ALPROConfig, config)
-        model = cls(config, AutoTokenizer.from_pretrained(directory))
-        load_tensors_into(model, tensors, Path(directory) / WEIGHTS_NAME)
-        return model

@@ -3,7 +3,8 @@
 mPLUG-video freezes an off-the-shelf Chinese GPT-3 (1.3B / 2.7B; Youku-mPLUG, Xu et al. 2023, Sec. 4.1). No such
 model can be downloaded here, so the study first trains a small one on the text of its own pre-training pool
 (titles and captions): then the frozen decoder knows Chinese at toy scale and the prefix it is given has
-something to steer. Real checkpoints (GPT-2, Bloom, Qwen style) load through the same `load_text_lm`.
+something to steer. Real checkpoints (GPT-2, Bloom, Qwen style) load through the same `load_text_lm`: from a
+local folder, safetensors only (a ``pytorch_model.bin`` is refused by name), strictly (`vlstudy.models.loading`).
 
 Tokenizer: one token per character (Chinese text is mostly one token per character in any tokenizer). It is a
 ``tokenizers`` WordLevel model over single characters, wrapped in ``PreTrainedTokenizerFast`` so it saves and
@@ -23,10 +24,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub.dataclasses import strict
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from torch.utils.data import Dataset
 from transformers import (
@@ -34,15 +35,17 @@ from transformers import (
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
+    PreTrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from vlstudy.models.checkpoint_io import staged_directory
+from vlstudy.io import staged_directory
+from vlstudy.models.loading import load_strict
 
 __all__ = ["SPECIAL_TOKENS", "TextLMConfig", "train_char_tokenizer", "build_text_lm", "PackedTextDataset",
-           "save_text_lm", "load_text_lm"]
+           "save_text_lm", "load_text_lm", "load_lm", "load_tokenizer"]
 
 logger = logging.getLogger("vlstudy.models")
 
@@ -51,9 +54,10 @@ SPECIAL_TOKENS: dict[str, str] = {"pad_token": "[PAD]", "unk_token": "[UNK]", "b
                                   "mask_token": "[MASK]"}
 
 
-@dataclass
-class TextLMConfig:
-    """Size of the small causal LM. The vocabulary size is not a field: it is the tokenizer's.
+@strict
+class TextLMConfig(PreTrainedConfig):
+    """Size of the small causal LM. The vocabulary size is not a field: it is the tokenizer's. (A
+    ``PreTrainedConfig`` so that it nests in ``MPLUGVideoConfig``; the LM itself is a ``GPT2LMHeadModel``.)
 
     Attributes:
         hidden_size: model width.
@@ -63,13 +67,16 @@ class TextLMConfig:
         dropout: residual, embedding and attention dropout.
     """
 
+    model_type = "vlstudy_text_lm"
+
     hidden_size: int = 128
     num_layers: int = 4
     num_heads: int = 4
     max_positions: int = 256
     dropout: float = 0.1
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, **kwargs) -> None:
+        super().__post_init__(**kwargs)
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
 
@@ -153,16 +160,28 @@ def save_text_lm(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dir
         tokenizer.save_pretrained(staging)
 
 
-def load_text_lm(directory: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM and its tokenizer from a local folder (this stage's output or a real checkpoint).
+def load_lm(directory: str | Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
+    """A causal LM from a local folder (this stage's output or a real checkpoint): safetensors only, strictly.
 
     Raises:
-        FileNotFoundError: the folder lacks ``config.json`` or a tokenizer file; the message names the path.
+        FileNotFoundError: the folder lacks ``config.json`` or weights; the message names the path.
+        vlstudy.models.loading.CheckpointError: pickled weights (``pytorch_model.bin``), or tensors that do not fit.
     """
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{directory / 'config.json'}: no such file (expected a causal LM saved with "
                                 f"save_pretrained)")
+    return load_strict(AutoModelForCausalLM, directory, **({"dtype": dtype} if dtype is not None else {}))
+
+
+def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in a local folder; the error names the folder when it has none."""
+    directory = Path(directory)
     if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
         raise FileNotFoundError(f"{directory}: no tokenizer files (tokenizer.json / tokenizer_config.json)")
-    return AutoModelForCausalLM.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
+    return AutoTokenizer.from_pretrained(directory, local_files_only=True)
+
+
+def load_text_lm(directory: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`load_lm` and `load_tokenizer` of one folder."""
+    return load_lm(directory), load_tokenizer(directory)

@@ -1,47 +1,79 @@
 """The video encoder: TimeSformer with divided space-time attention (Bertasius et al., ICML 2021).
 
 mPLUG-video and the ALPRO baseline both encode a clip with TimeSformer (Youku-mPLUG, Xu et al. 2023, Sec. 4;
-official code ``models/vision_transformer.py::TimeSformer``). Each block attends over time first (every patch
-position with itself in the other frames), then over space (every patch with the others of its frame and the
-CLS token), then applies its MLP. This file wraps the Hugging Face implementation
-(``transformers.TimesformerModel``, which follows facebookresearch/TimeSformer) rather than re-writing it: it is
-the same algorithm, well tested, and it loads real checkpoints with ``from_pretrained(local_dir)``.
+official code X-PLUG/Youku-mPLUG ``models/vision_transformer.py::TimeSformer``). Each block attends over time
+first (every patch position with itself in the other frames), then over space (every patch with the others of its
+frame and the CLS token), then applies its MLP. The blocks are Hugging Face's (``transformers.TimesformerModel``,
+which follows facebookresearch/TimeSformer): the same algorithm, well tested; this file adds what the study needs.
 
-The wrapper adds what the study needs: a dataclass config, a clear error when a clip does not match the
-configured size, and a change of frame count between stages (pre-training 4 frames, classification 8,
-captioning 16) by resampling the learned time embeddings, as TimeSformer does when it loads a checkpoint.
-Stochastic depth is not exposed: transformers 5.23 types ``TimesformerConfig.drop_path_rate`` as an int and
-rejects fractions (the official configs don't use it either).
+- A ``PreTrainedConfig`` / ``PreTrainedModel`` pair: ``save_pretrained``, ``from_pretrained`` (strict, see
+  `vlstudy.models.loading`), activation checkpointing.
+- A change of frame count between stages (pre-training 4 frames, classification 8, captioning 16) by resampling the
+  learned time embeddings to the nearest frame (`VideoEncoderModel.set_num_frames`).
+- Initialisation from a local image or video checkpoint (``pretrained_path``), as the official recipe starts from
+  CLIP ViT-B/16 (``configs/models/clip-b16.json``: ``pretrained_ckpt``, ``clip_model: true``). The official
+  ``DistributedGPT3_Pretrain.__init__`` (``models/distributed_gpt3.py``) loads the CLIP weights into the
+  TimeSformer with ``load_state_dict(strict=False)``; the parts CLIP lacks keep the TimeSformer's own
+  initialisation: ``temporal_embed`` zeros and every block's ``temporal_fc`` zeroed (``TimeSformer.__init__``), so
+  the temporal branch adds nothing at first and each frame is encoded as CLIP encodes an image. Here the mapping
+  is explicit and strict (`_from_clip`, `_from_vit`): every CLIP/ViT tensor is used, and only the temporal parts
+  (`TEMPORAL_PARTS`) are left to their initialisation. CLIP's pre-LayerNorm (``ln_pre``, the official
+  ``norm_pre``) becomes `VideoEncoderModel.pre_norm`, its ``ln_post`` the final norm of every token (as the
+  official ``self.norm``). Unlike the official code, the blocks use the checkpoint's activation (CLIP's QuickGELU,
+  where the official blocks use GELU), so a one-frame clip gives exactly CLIP's tokens; the activation, norm epsilon
+  and pre-norm are *derived* config fields, read from the checkpoint. The official optimiser trains CLIP-initialised
+  weights at 0.1x the learning rate, temporal parts excepted (``optim/optim_factory.py::get_parameter_groups``,
+  ``visual_backbone_scale``): `VideoEncoderModel.image_lr_scale` gives that rule as the trainer's ``lr_scale``.
 
 Token order (Hugging Face): index 0 is the CLS token, then patch tokens ordered patch-major, frame-minor, i.e.
-``(n t)``: tokens ``1 + n*T + t`` belong to patch ``n`` of frame ``t``.
+``(n t)``: token ``1 + n*T + t`` belongs to patch ``n`` of frame ``t``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import TimesformerConfig, TimesformerModel
+from transformers import (
+    AutoConfig,
+    ChineseCLIPModel,
+    ChineseCLIPVisionModel,
+    CLIPModel,
+    CLIPVisionModel,
+    PreTrainedConfig,
+    TimesformerConfig,
+    TimesformerModel,
+    ViTModel,
+)
 
-from vlstudy.models.checkpoint_io import read_config, read_tensors
+from vlstudy.config import derived
+from vlstudy.models.loading import CheckpointError, StrictPreTrainedModel, load_strict
 
-__all__ = ["VideoEncoderConfig", "VideoEncoder", "resize_time_embeddings", "TIME_EMBEDDINGS"]
+__all__ = ["VideoEncoderConfig", "VideoEncoderModel", "VideoEncoderMixin", "resize_time_embeddings", "TEMPORAL_PARTS",
+           "on_meta_device"]
 
 logger = logging.getLogger("vlstudy.models")
 
-# State-dict name of the learned time embeddings (1, T, D) inside `VideoEncoder`.
+# Module names, inside each TimeSformer block, of the temporal branch that an image checkpoint lacks.
+TEMPORAL_PARTS = ("temporal_attention", "temporal_layernorm", "temporal_dense")
 TIME_EMBEDDINGS = "timesformer.embeddings.time_embeddings"
 
+# Image checkpoints the encoder can start from: config.json model_type → (model class, is a CLIP-family model).
+IMAGE_MODELS = {"clip": (CLIPModel, True), "clip_vision_model": (CLIPVisionModel, True),
+                "chinese_clip": (ChineseCLIPModel, True), "chinese_clip_vision_model": (ChineseCLIPVisionModel, True),
+                "vit": (ViTModel, False), "timesformer": (TimesformerModel, False)}
 
-@dataclass
-class VideoEncoderConfig:
+
+def on_meta_device() -> bool:
+    """Whether modules are being built on the meta device (inside ``from_pretrained``: no weights to read)."""
+    return torch.empty(0).device.type == "meta"
+
+
+@strict
+class VideoEncoderConfig(PreTrainedConfig):
     """TimeSformer size. Defaults are a toy model for the CPU; ViT-B/16 is ``image_size=224, patch_size=16,
     hidden_size=768, num_layers=12, num_heads=12`` (the official clip-b16 config uses 8 heads).
 
@@ -54,10 +86,19 @@ class VideoEncoderConfig:
         num_heads: attention heads; divides `hidden_size`.
         mlp_ratio: MLP width / `hidden_size`.
         dropout: dropout on attention probabilities and hidden states.
-        gradient_checkpointing: recompute block activations in the backward pass (large models on GPUs).
-        pretrained_path: a local folder written by ``TimesformerModel.save_pretrained``; its architecture must
-            equal the fields above (the frame count may differ: time embeddings are resampled).
+        gradient_checkpointing: transformers' construction-time switch: the model's ``post_init`` calls
+            ``activation_checkpointing_enable()`` and consumes the flag (the trainer's
+            ``train.gradient_checkpointing`` does the same for a whole model).
+        pretrained_path: a local folder (``save_pretrained`` format, safetensors) of a TimeSformer, CLIP / Chinese-
+            CLIP (vision or full model) or ViT, read when the encoder is built (never by ``from_pretrained``, whose
+            checkpoint already holds the result). Its architecture must equal the fields above, the frame count
+            apart; it stays in the saved config as the weights' provenance.
+        hidden_act, layer_norm_eps, pre_norm: derived from the checkpoint of `pretrained_path` (TimeSformer's
+            GELU, 1e-6 and no pre-norm without one).
+        image_model_type: derived: that checkpoint's ``model_type`` (None without one).
     """
+
+    model_type = "vlstudy_video_encoder"
 
     image_size: int = 64
     patch_size: int = 16
@@ -69,8 +110,13 @@ class VideoEncoderConfig:
     dropout: float = 0.0
     gradient_checkpointing: bool = False
     pretrained_path: str | None = None
+    hidden_act: str = derived("gelu")
+    layer_norm_eps: float = derived(1e-6)
+    pre_norm: bool = derived(False)
+    image_model_type: str | None = derived(None)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, **kwargs) -> None:
+        super().__post_init__(**kwargs)
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.hidden_size % self.num_heads:
@@ -88,12 +134,21 @@ class VideoEncoderConfig:
         """Output tokens per clip: CLS + N*T."""
         return 1 + self.num_patches * self.num_frames
 
+    @property
+    def is_clip_initialised(self) -> bool:
+        """Whether the weights descend from a CLIP-family checkpoint (the official 0.1x learning-rate rule)."""
+        return self.pretrained_path is not None and IMAGE_MODELS.get(self.image_model_type, (None, False))[1]
+
     def to_timesformer(self) -> TimesformerConfig:
         return TimesformerConfig(
             image_size=self.image_size, patch_size=self.patch_size, num_frames=self.num_frames,
             hidden_size=self.hidden_size, num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
             intermediate_size=int(self.hidden_size * self.mlp_ratio), hidden_dropout_prob=self.dropout,
-            attention_probs_dropout_prob=self.dropout, attention_type="divided_space_time")
+            attention_probs_dropout_prob=self.dropout, attention_type="divided_space_time",
+            hidden_act=self.hidden_act, layer_norm_eps=self.layer_norm_eps)
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------------
 
 
 def resize_time_embeddings(weight: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -112,66 +167,165 @@ def resize_time_embeddings(weight: torch.Tensor, num_frames: int) -> torch.Tenso
     return resized.transpose(1, 2).contiguous()  # (1, T1, D)
 
 
-C = TypeVar("C")
+def _checkpoint_architecture(config: VideoEncoderConfig, path: str) -> None:
+    """Check the checkpoint at `path` against `config` (named errors) and fill the config's derived fields."""
+    source = AutoConfig.from_pretrained(path, local_files_only=True)
+    if source.model_type not in IMAGE_MODELS:
+        raise ValueError(f"{path}/config.json: model_type {source.model_type!r} is not one the video encoder starts "
+                         f"from ({', '.join(IMAGE_MODELS)})")
+    vision = getattr(source, "vision_config", source)  # a full CLIP model: its vision tower
+    theirs = {"image_size": vision.image_size, "patch_size": vision.patch_size, "hidden_size": vision.hidden_size,
+              "num_layers": vision.num_hidden_layers, "num_heads": vision.num_attention_heads,
+              "mlp_ratio": vision.intermediate_size / vision.hidden_size}
+    for name, value in theirs.items():
+        if getattr(config, name) != value:
+            raise ValueError(f"{path}/config.json: {name} is {value} but VideoEncoderConfig.{name} is "
+                             f"{getattr(config, name)}")
+    if getattr(vision, "qkv_bias", True) is not True or getattr(vision, "attention_type", "divided_space_time") \
+            != "divided_space_time":
+        raise ValueError(f"{path}/config.json: needs attention with q/k/v biases and divided space-time attention")
+    config.hidden_act, config.layer_norm_eps = vision.hidden_act, vision.layer_norm_eps
+    config.pre_norm = IMAGE_MODELS[source.model_type][1]
+    config.image_model_type = source.model_type
 
 
-def read_video_model(directory: str | Path, config_cls: type[C], config: C | None = None,
-                     prefix: str = "video_encoder.") -> tuple[C, dict[str, torch.Tensor]]:
-    """The config and tensors of a saved model that holds a `VideoEncoder` under `prefix`, ready to rebuild it.
-
-    The time embeddings are resampled to `config`'s frame count, and the returned config no longer points the
-    video encoder at its initial TimeSformer (``pretrained_path=None``): the checkpoint holds those weights.
-    """
-    config = config or read_config(directory, config_cls)
-    tensors = read_tensors(directory)
-    key = prefix + TIME_EMBEDDINGS
-    if key in tensors:
-        tensors[key] = resize_time_embeddings(tensors[key], config.video.num_frames)
-    config = dataclasses.replace(config, video=dataclasses.replace(config.video, pretrained_path=None))
-    return config, tensors
+def _fused_qkv(tensors: dict[str, torch.Tensor], prefixes: tuple[str, str, str], kind: str) -> torch.Tensor:
+    """Stack q, k, v projections (rows) into TimeSformer's fused ``qkv`` Linear (query rows first)."""
+    return torch.cat([tensors.pop(f"{p}.{kind}") for p in prefixes])
 
 
-# Architecture fields a pretrained TimeSformer must share with the config: (ours, Hugging Face's).
-_ARCHITECTURE_FIELDS = (("image_size", "image_size"), ("patch_size", "patch_size"), ("hidden_size", "hidden_size"),
-                        ("num_layers", "num_hidden_layers"), ("num_heads", "num_attention_heads"))
+def _layer_tensors(tensors: dict[str, torch.Tensor], num_layers: int, layer_prefix: str, qkv: tuple[str, str, str],
+                   renames: dict[str, str]) -> dict[str, torch.Tensor]:
+    """The spatial parts of every TimeSformer block from a ViT-style block (`tensors` is consumed)."""
+    out = {}
+    for i in range(num_layers):
+        theirs, ours = f"{layer_prefix}{i}.", f"timesformer.encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            out[f"{ours}attention.attention.qkv.{kind}"] = _fused_qkv(tensors, tuple(theirs + q for q in qkv), kind)
+            for our_name, their_name in renames.items():
+                out[f"{ours}{our_name}.{kind}"] = tensors.pop(f"{theirs}{their_name}.{kind}")
+    return out
 
 
-class VideoEncoder(nn.Module):
+def _from_clip(tensors: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """CLIP vision tower (``CLIPVisionTransformer`` names) → TimeSformer names; `tensors` is consumed."""
+    out = _layer_tensors(tensors, num_layers, "encoder.layers.", ("self_attn.q_proj", "self_attn.k_proj",
+                                                                  "self_attn.v_proj"),
+                         {"attention.output.dense": "self_attn.out_proj", "layernorm_before": "layer_norm1",
+                          "layernorm_after": "layer_norm2", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2"})
+    patch = tensors.pop("embeddings.patch_embedding.weight")  # (D, C, P, P): CLIP's patch conv has no bias
+    out |= {"timesformer.embeddings.patch_embeddings.projection.weight": patch,
+            "timesformer.embeddings.patch_embeddings.projection.bias": patch.new_zeros(patch.shape[0]),
+            "timesformer.embeddings.cls_token": tensors.pop("embeddings.class_embedding").view(1, 1, -1),  # (1, 1, D)
+            "timesformer.embeddings.position_embeddings": tensors.pop("embeddings.position_embedding.weight")[None],
+            "pre_norm.weight": tensors.pop("pre_layrnorm.weight"), "pre_norm.bias": tensors.pop("pre_layrnorm.bias"),
+            "timesformer.layernorm.weight": tensors.pop("post_layernorm.weight"),
+            "timesformer.layernorm.bias": tensors.pop("post_layernorm.bias")}
+    return out
+
+
+def _from_vit(tensors: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """``ViTModel`` names → TimeSformer names (the pooler, unused, is dropped); `tensors` is consumed."""
+    out = _layer_tensors(tensors, num_layers, "layers.", ("attention.q_proj", "attention.k_proj", "attention.v_proj"),
+                         {"attention.output.dense": "attention.o_proj", "layernorm_before": "layernorm_before",
+                          "layernorm_after": "layernorm_after", "intermediate.dense": "mlp.fc1",
+                          "output.dense": "mlp.fc2"})
+    out |= {f"timesformer.{name}": tensors.pop(name) for name in list(tensors) if not name.startswith("pooler.")}
+    for name in [n for n in tensors if n.startswith("pooler.")]:
+        tensors.pop(name)
+    return out
+
+
+def _is_temporal(name: str) -> bool:
+    """Whether state-dict entry `name` belongs to the temporal parts an image checkpoint lacks."""
+    return name == TIME_EMBEDDINGS or any(f".{part}." in name for part in TEMPORAL_PARTS)
+
+
+# ---- model -------------------------------------------------------------------------------------------------------
+
+
+class VideoEncoderPreTrainedModel(StrictPreTrainedModel):
+    config_class = VideoEncoderConfig
+    base_model_prefix = "video_encoder"
+    main_input_name = "video"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TimesformerLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.LayerNorm):  # the pre-norm; TimesformerModel initialises its own modules
+            module.reset_parameters()
+
+
+class VideoEncoderModel(VideoEncoderPreTrainedModel):
     """TimeSformer over a clip: (B, T, C, H, W) pixels → (B, 1 + N*T, D) tokens, CLS first.
 
     Args:
-        config: the encoder size, and optionally a local checkpoint to start from.
+        config: the encoder size; when ``pretrained_path`` is set (and the model is not being built on the meta
+            device by ``from_pretrained``), the weights start from that checkpoint and the derived fields of
+            `config` are filled from it.
     """
 
     def __init__(self, config: VideoEncoderConfig) -> None:
-        super().__init__()
-        self.config = config
-        if config.pretrained_path is None:
-            self.timesformer = TimesformerModel(config.to_timesformer())
+        load = config.pretrained_path is not None and not on_meta_device()
+        if load:
+            _checkpoint_architecture(config, config.pretrained_path)
+        super().__init__(config)
+        self.timesformer = TimesformerModel(config.to_timesformer())
+        self.pre_norm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_norm
+                         else nn.Identity())  # CLIP's ln_pre
+        self.post_init()
+        if load:
+            self._load_checkpoint(config.pretrained_path)
+
+    def _load_checkpoint(self, path: str) -> None:
+        """Weights from the checkpoint at `path`: a TimeSformer as is (time embeddings resampled), an image model
+        inflated (its weights in every frame's spatial path, the temporal branch initialised to add nothing)."""
+        model_class, _ = IMAGE_MODELS[self.config.image_model_type]
+        source = load_strict(model_class, path)
+        if isinstance(source, TimesformerModel):
+            tensors = {f"timesformer.{k}": v for k, v in source.state_dict().items()}
+            tensors[TIME_EMBEDDINGS] = resize_time_embeddings(tensors[TIME_EMBEDDINGS], self.config.num_frames)
         else:
-            self.timesformer = self._load_pretrained(config)
-        if config.gradient_checkpointing:
-            self.timesformer.gradient_checkpointing_enable()
+            theirs = dict(getattr(source, "vision_model", source).state_dict())
+            tensors = (_from_clip if self.config.pre_norm else _from_vit)(theirs, self.config.num_layers)
+            if theirs:
+                raise CheckpointError(f"{path}: tensors {sorted(theirs)} have no place in the video encoder")
+        missing, unexpected = self.load_state_dict(tensors, strict=False)
+        if unexpected or not all(_is_temporal(name) for name in missing):
+            raise CheckpointError(f"{path}: missing {sorted(n for n in missing if not _is_temporal(n))}, "
+                                  f"unexpected {sorted(unexpected)}")
+        if missing:  # an image checkpoint: the temporal branch starts as identity, as in the official TimeSformer
+            with torch.no_grad():
+                self.timesformer.embeddings.time_embeddings.zero_()
+                for layer in self.timesformer.encoder.layer:
+                    layer.temporal_dense.weight.zero_()
+                    layer.temporal_dense.bias.zero_()
+        logger.info("video encoder initialised from %s (%s)%s", path, type(source).__name__,
+                    "; temporal parts new, temporal_dense and time embeddings zero" if missing else "")
 
-    @staticmethod
-    def _load_pretrained(config: VideoEncoderConfig) -> TimesformerModel:
-        model = TimesformerModel.from_pretrained(config.pretrained_path)
-        for ours, theirs in _ARCHITECTURE_FIELDS:
-            if getattr(model.config, theirs) != getattr(config, ours):
-                raise ValueError(f"{config.pretrained_path}/config.json: {theirs} is {getattr(model.config, theirs)}"
-                                 f" but VideoEncoderConfig.{ours} is {getattr(config, ours)}")
-        embeddings = model.embeddings
-        if embeddings.time_embeddings.shape[1] != config.num_frames:
-            logger.info("%s: time embeddings resampled from %d to %d frames", config.pretrained_path,
-                        embeddings.time_embeddings.shape[1], config.num_frames)
-            embeddings.time_embeddings = nn.Parameter(resize_time_embeddings(embeddings.time_embeddings.data,
-                                                                             config.num_frames))
-            model.config.num_frames = config.num_frames  # every layer reads the frame count from this config
-        return model
+    def set_num_frames(self, num_frames: int) -> None:
+        """Encode clips of `num_frames` frames from now on: the time embeddings are resampled (nearest frame)."""
+        embeddings = self.timesformer.embeddings
+        if embeddings.time_embeddings.shape[1] == num_frames:
+            return
+        resized = resize_time_embeddings(embeddings.time_embeddings.detach(), num_frames)
+        embeddings.time_embeddings = nn.Parameter(resized, requires_grad=embeddings.time_embeddings.requires_grad)
+        self.config.num_frames = num_frames
+        self.timesformer.config.num_frames = num_frames  # every TimeSformer block reads the frame count from here
 
-    @property
-    def hidden_size(self) -> int:
-        return self.config.hidden_size
+    def temporal_prefixes(self) -> list[str]:
+        """Module-name prefixes (inside this encoder) of the parts an image checkpoint lacks."""
+        return ["timesformer.embeddings.time_embeddings"] + [
+            f"timesformer.encoder.layer.{i}.{part}" for i in range(self.config.num_layers) for part in TEMPORAL_PARTS]
+
+    def image_lr_scale(self, prefix: str, scale: float = 0.1) -> dict[str, float]:
+        """The trainer's ``lr_scale`` for the official rule: `scale` for the CLIP-initialised weights under
+        `prefix` (this encoder's name in the model), 1 for the temporal parts; {} if not CLIP-initialised."""
+        if not self.config.is_clip_initialised:
+            return {}
+        return {prefix: scale, **{f"{prefix}.{p}": 1.0 for p in self.temporal_prefixes()}}
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """Encode clips.
@@ -187,4 +341,20 @@ class VideoEncoder(nn.Module):
         if video.ndim != 5 or video.shape[1] != c.num_frames or video.shape[-2:] != (c.image_size, c.image_size):
             raise ValueError(f"video must be (B, T={c.num_frames}, C, {c.image_size}, {c.image_size}); "
                              f"got {tuple(video.shape)}")
-        return self.timesformer(pixel_values=video).last_hidden_state  # (B, 1 + N*T, D)
+        tokens = self.pre_norm(self.timesformer.embeddings(video))  # (B, 1 + N*T, D)
+        tokens = self.timesformer.encoder(tokens).last_hidden_state  # (B, 1 + N*T, D)
+        return self.timesformer.layernorm(tokens)  # (B, 1 + N*T, D)
+
+
+class VideoEncoderMixin:
+    """What a video-language model whose encoder is its `video_encoder` attribute offers the tasks."""
+
+    video_encoder: VideoEncoderModel
+
+    def set_num_frames(self, num_frames: int) -> None:
+        """Read clips of `num_frames` frames from now on (time embeddings resampled)."""
+        self.video_encoder.set_num_frames(num_frames)
+
+    def image_lr_scale(self, scale: float = 0.1) -> dict[str, float]:
+        """The trainer's ``lr_scale`` for a CLIP-initialised video encoder (official 0.1x rule); {} otherwise."""
+        return self.video_encoder.image_lr_scale("video_encoder", scale)

@@ -26,14 +26,16 @@ from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.captioning import caption_metrics
-from vlstudy.tasks.classification import load_model
+from vlstudy.models.mplug_video import MPLUGVideoModel
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
     TaskResult,
     VideoInputConfig,
     interval_summary,
+    load_model,
     load_split,
+    model_train_config,
     predict,
     video_dataset,
 )
@@ -100,14 +102,14 @@ def first_captions(batch: dict) -> list[str]:
 
 def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
-    model = load_model("mplug_video", config.init, config.pretrained, config.num_frames)
+    model = load_model(MPLUGVideoModel, config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "captioning", "train"), "captioning train")
     with timer("decode"):
         train_set = video_dataset(train_records, encoder, config.decode, "train", config.seed, paths.cache,
                                   ("captions",))
     with timer("train"):
-        summary = Trainer(model, config.train, train_set, collate_videos,
+        summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos,
                           lambda m, b: caption_loss(m, b["video"], first_captions(b)), Path(paths.work)).fit()
 
     def decode(m, batch):

@@ -19,17 +19,17 @@ result holds each score set's top-1/top-5 with 95% bootstrap intervals over val 
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args, get_type_hints
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer
 
 from vlstudy import io
 from vlstudy.config import check_positive
@@ -38,23 +38,25 @@ from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.classification import classification_metrics
-from vlstudy.models.alpro import ALPRO, ALPROConfig
-from vlstudy.models.checkpoint_io import read_config
-from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig, classification_prompt
+from vlstudy.models.alpro import ALPROForClassification
+from vlstudy.models.mplug_video import MPLUGVideoForClassification, classification_prompt
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
     TaskResult,
     VideoInputConfig,
     interval_summary,
+    load_model,
     load_split,
+    model_train_config,
     predict,
     video_dataset,
     zero_loss,
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["CONFIG", "ClassificationConfig", "Modality", "load_model", "run"]
+__all__ = ["ClassificationConfig", "CONFIG", "run", "MODEL_CLASSES", "Modality", "load_predictions", "model_inputs",
+           "score_fn", "VariantConfig", "FinetuneClassificationParams"]
 
 Modality = Literal["vision_language", "vision", "language"]
 
@@ -98,15 +100,8 @@ class ClassificationConfig:
 CONFIG = ClassificationConfig
 
 
-def load_model(kind: str, init: str, pretrained: bool, num_frames: int) -> MPLUGVideo | ALPRO:
-    """The model of `init` with `num_frames` frames, with its weights or (``pretrained=False``) without."""
-    if kind == "mplug_video":
-        config = read_config(init, MPLUGVideoConfig)
-        config = dataclasses.replace(config, video=dataclasses.replace(config.video, num_frames=num_frames))
-        return MPLUGVideo.from_pretrained(init, config) if pretrained else MPLUGVideo(config)
-    config = read_config(init, ALPROConfig)
-    config = dataclasses.replace(config, video=dataclasses.replace(config.video, num_frames=num_frames))
-    return ALPRO.from_pretrained(init, config) if pretrained else ALPRO(config, AutoTokenizer.from_pretrained(init))
+# The model class each `ClassificationConfig.model` value fine-tunes.
+MODEL_CLASSES = {"mplug_video": MPLUGVideoForClassification, "alpro": ALPROForClassification}
 
 
 def model_inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[str]]:
@@ -116,7 +111,8 @@ def model_inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, 
     return video, titles
 
 
-def _alpro_logits(model: ALPRO, video: torch.Tensor | None, titles: list[str], modality: Modality) -> torch.Tensor:
+def _alpro_logits(model: ALPROForClassification, video: torch.Tensor | None, titles: list[str],
+                  modality: Modality) -> torch.Tensor:
     ids = mask = None
     if modality != "vision":
         ids, mask = model.tokenize(titles)
@@ -124,14 +120,14 @@ def _alpro_logits(model: ALPRO, video: torch.Tensor | None, titles: list[str], m
 
 
 def loss_fn(config: ClassificationConfig):
-    def mplug(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+    def mplug(model: MPLUGVideoForClassification, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "lm_loss", "cls_loss")
         video, titles = model_inputs(config.modality, batch)
         labels = torch.as_tensor(batch["label"])
         return model.classification_loss(video, [classification_prompt(t) for t in titles], labels)
 
-    def alpro(model: ALPRO, batch: dict) -> dict[str, torch.Tensor]:
+    def alpro(model: ALPROForClassification, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model)
         video, titles = model_inputs(config.modality, batch)
@@ -166,7 +162,7 @@ def load_predictions(out: str | Path) -> dict:
 
 def run(config: ClassificationConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
-    model = load_model(config.model, config.init, config.pretrained, config.num_frames)
+    model = load_model(MODEL_CLASSES[config.model], config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     fields = ("title", "label")
     val_records = load_split(paths.data, "classification", "val")
@@ -177,7 +173,8 @@ def run(config: ClassificationConfig, paths: TaskPaths) -> TaskResult | None:
                                   "train", config.seed, paths.cache, fields)
         val_set = video_dataset(val_records, encoder, config.decode, "eval", config.seed, paths.cache, fields)
     with timer("train"):
-        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
+        summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos, loss_fn(config),
+                          Path(paths.work)).fit()
     with timer("evaluate"):
         val = predict(model, val_set, config.eval_batch_size, score_fn(config), desc="val")
     test = None

@@ -12,6 +12,7 @@ back; either way the notebook gets the same `TaskResult` and logs its numbers in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import subprocess
@@ -37,22 +38,11 @@ from vlstudy.distributed import barrier, gather_to_main, is_main_process, rank, 
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import metric_intervals
 from vlstudy.models.video_encoder import VideoEncoderConfig
-from vlstudy.train.trainer import seed_all
+from vlstudy.train.trainer import TrainConfig, seed_all
 
-__all__ = [
-    "PhaseTimer",
-    "TaskPaths",
-    "TaskResult",
-    "VideoInputConfig",
-    "interval_summary",
-    "launch",
-    "load_split",
-    "predict",
-    "seeded_generator",
-    "video_dataset",
-    "write_json",
-    "zero_loss",
-]
+__all__ = ["VideoInputConfig", "TaskPaths", "TaskResult", "PhaseTimer", "load_split", "video_dataset", "predict",
+           "launch", "write_json", "zero_loss", "seeded_generator", "interval_summary", "load_model",
+           "model_train_config"]
 
 
 @dataclass
@@ -139,6 +129,33 @@ def video_dataset(records: pd.DataFrame, encoder: VideoEncoderConfig, decode: Vi
         cache = build_frame_cache(records, config, cache_dir, workers=0, progress=False)
     return VideoDataset(records, num_frames=encoder.num_frames, mode=mode, image_size=encoder.image_size, seed=seed,
                         cache=cache, on_error="skip" if mode == "train" else "raise", fields=fields)
+
+
+def load_model(model_class: Any, init: str | Path, pretrained: bool, num_frames: int) -> Any:
+    """A model of `model_class` (e.g. ``MPLUGVideoForClassification``) from the saved folder `init`, in training
+    mode, reading `num_frames` frames per clip (time embeddings resampled).
+
+    With ``pretrained=True`` it has the saved weights (``from_pretrained``: a head the folder lacks is initialised,
+    one this class does not use is dropped). With ``pretrained=False`` it has the saved architecture only: every
+    trainable weight new, the video encoder from scratch (not from its image checkpoint either); the frozen LM of
+    mPLUG-video is still the one ``lm_path`` names.
+    """
+    if pretrained:
+        model = model_class.from_pretrained(init)
+        model.set_num_frames(num_frames)
+        return model.train()
+    config = model_class.config_class.from_pretrained(init)
+    config.video.num_frames = num_frames
+    config.video.pretrained_path = None
+    return model_class(config, **model_class.saved_init_kwargs(init)).train()
+
+
+def model_train_config(model: nn.Module, train: TrainConfig) -> TrainConfig:
+    """`train` with the model's own learning-rate scales under the ones it sets itself: the official 0.1x for the
+    CLIP-initialised weights of a video encoder (temporal parts at 1x), ``model.image_lr_scale()``; unchanged for
+    a model without CLIP-initialised weights."""
+    defaults = model.image_lr_scale() if hasattr(model, "image_lr_scale") else {}
+    return dataclasses.replace(train, lr_scale={**defaults, **train.lr_scale}) if defaults else train
 
 
 def predict(model: nn.Module, dataset: VideoDataset, batch_size: int,

@@ -26,8 +26,8 @@ from vlstudy.data.video import read_clip, sample_frame_indices
 from vlstudy.humaneval.analysis import HumanEvalConfig
 from vlstudy.humaneval.protocol import ProtocolConfig, VideoItem, generate_responses, sample_items, write_package
 from vlstudy.metrics.captioning import caption_metrics
-from vlstudy.tasks.classification import load_model
-from vlstudy.tasks.common import load_split
+from vlstudy.models.mplug_video import MPLUGVideoModel
+from vlstudy.tasks.common import load_model, load_split
 
 __all__ = ["PackageConfig", "ResponderConfig", "build_package", "default_responders"]
 
@@ -75,7 +75,7 @@ class PackageConfig:
 def _responder(config: ResponderConfig, frames_per_clip: int, max_new_tokens: int):
     """A `Responder` backed by a saved mPLUG-video, reading the package's frames (its time embeddings are
     resampled to that frame count, as fine-tuning does)."""
-    model = load_model("mplug_video", config.model, pretrained=True, num_frames=frames_per_clip).eval()
+    model = load_model(MPLUGVideoModel, config.model, pretrained=True, num_frames=frames_per_clip).eval()
     transform = TransformConfig(image_size=model.config.video.image_size)
 
     def respond(videos: list[VideoItem], instructions: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import VideoDataset, collate_videos
 from vlstudy.data.prompts import classification_prompt
 from vlstudy.models.losses import sample_hard_negatives
-from vlstudy.models.mplug_video import IGNORE_INDEX
+from vlstudy.models.prompting import IGNORE_INDEX
 from vlstudy.tasks.classification import ClassificationConfig, model_inputs, score_fn
 
 __all__ = [
@@ -110,7 +110,7 @@ def look_inside_alpro(model, video: torch.Tensor, texts: Sequence[str],
         video_embeds = model.encode_video(video)  # (B, 1 + N, D)
         text_embeds = model.encode_text(ids, mask)  # (B, L, D)
         video_feat, text_feat = model.features(video, ids, mask)  # (B, E) each
-        similarity = video_feat @ text_feat.T / model.temp  # (B, B)
+        similarity = video_feat @ text_feat.T / model.contrastive.temp  # (B, B)
         fused = model.fuse(text_embeds, mask, video_embeds)  # (B, L, D)
         negative_video = sample_hard_negatives(similarity.T, generator)
         negative_text = sample_hard_negatives(similarity, generator)

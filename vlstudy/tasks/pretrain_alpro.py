@@ -17,18 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoTokenizer
 
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.retrieval import retrieval_metrics
-from vlstudy.models.alpro import ALPRO, ALPROConfig
+from vlstudy.models.alpro import ALPROConfig, ALPROForPretraining
+from vlstudy.models.text_lm import load_tokenizer
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
     TaskResult,
     VideoInputConfig,
     load_split,
+    model_train_config,
     predict,
     seeded_generator,
     video_dataset,
@@ -67,7 +68,7 @@ class PretrainALPROConfig:
 CONFIG = PretrainALPROConfig
 
 
-def alpro_features(model: ALPRO, dataset, batch_size: int, texts_key: str):
+def alpro_features(model: ALPROForPretraining, dataset, batch_size: int, texts_key: str):
     """(videos, texts) L2-normalised VTC features of an eval dataset as numpy arrays on rank 0 (else None)."""
 
     def fn(m, batch):
@@ -85,7 +86,7 @@ def run(config: PretrainALPROConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
     train_records, val_records = split_pool(load_split(paths.data, "pretrain", "pool"), config.val_videos,
                                             config.seed)
-    model = ALPRO(config.model, AutoTokenizer.from_pretrained(config.tokenizer_path))
+    model = ALPROForPretraining(config.model, load_tokenizer(config.tokenizer_path)).train()
     encoder = config.model.video
     with timer("decode"):
         train_set = video_dataset(train_records, encoder, config.decode, "train", config.seed, paths.cache,
@@ -107,8 +108,8 @@ def run(config: PretrainALPROConfig, paths: TaskPaths) -> TaskResult | None:
         return {k: result.summary[k] for k in ("t2v_R@1", "t2v_R@5", "v2t_R@1", "v2t_R@5")}
 
     with timer("train"):
-        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn, Path(paths.work),
-                          eval_fn=eval_fn).fit()
+        summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos, loss_fn,
+                          Path(paths.work), eval_fn=eval_fn).fit()
     if not is_main_process():
         return None
     out = Path(paths.out)

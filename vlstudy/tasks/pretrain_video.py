@@ -6,7 +6,8 @@ the token-mean LM loss of ``[BOS] title [EOS]`` after the video prefix, with an 
 encoder, the abstractor and the heads train. A held-out slice of the pool gives a validation loss, and a few
 greedy generations show what the model says about unseen videos.
 
-Outputs in ``paths.out``: ``model/`` (``save_pretrained``: trainable weights + config pointing at the LM),
+Outputs in ``paths.out``: ``model/`` (``save_pretrained`` of ``MPLUGVideoForContrastive``, or of the backbone
+``MPLUGVideoModel`` without the contrastive term: trainable weights + config pointing at the LM),
 ``train_log.jsonl`` and ``examples.csv`` (video, reference title, generated title).
 """
 
@@ -24,13 +25,15 @@ import torch.nn.functional as F
 from vlstudy import io
 from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import all_reduce_sum, is_main_process
-from vlstudy.models.mplug_video import IGNORE_INDEX, MPLUGVideo, MPLUGVideoConfig
+from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoForContrastive, MPLUGVideoModel
+from vlstudy.models.prompting import IGNORE_INDEX
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
     TaskResult,
     VideoInputConfig,
     load_split,
+    model_train_config,
     predict,
     video_dataset,
     zero_loss,
@@ -95,7 +98,7 @@ def split_pool(pool: pd.DataFrame, val_videos: int, seed: int) -> tuple[pd.DataF
     return pool[~mask].reset_index(drop=True), pool[mask].reset_index(drop=True)
 
 
-def caption_loss(model: MPLUGVideo, video: torch.Tensor | None, texts: list[str]) -> dict[str, torch.Tensor]:
+def caption_loss(model: MPLUGVideoModel, video: torch.Tensor | None, texts: list[str]) -> dict[str, torch.Tensor]:
     """LM loss of `texts` after the video prefix and an empty prompt (pre-training, captioning).
 
     `video` is None when every video of the batch was unreadable: the step then has a zero loss.
@@ -106,7 +109,7 @@ def caption_loss(model: MPLUGVideo, video: torch.Tensor | None, texts: list[str]
     return {"loss": model(video, tokens.input_ids, tokens.attention_mask, tokens.labels).loss}
 
 
-def validation_loss(model: MPLUGVideo, dataset, batch_size: int, texts_key: str) -> float:
+def validation_loss(model: MPLUGVideoModel, dataset, batch_size: int, texts_key: str) -> float:
     """Token-mean LM loss over a held-out dataset, summed over every process."""
 
     def fn(m, batch):
@@ -127,7 +130,9 @@ def run(config: PretrainVideoConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
     train_records, val_records = split_pool(load_split(paths.data, "pretrain", "pool"), config.val_videos,
                                             config.seed)
-    model = MPLUGVideo(config.model)
+    # the contrastive head only when its loss is on: every trainable parameter then gets a gradient (DDP)
+    model_class = MPLUGVideoForContrastive if config.contrastive_weight else MPLUGVideoModel
+    model = model_class(config.model).train()
     encoder = config.model.video
     with timer("decode"):
         train_set = video_dataset(train_records, encoder, config.decode, "train", config.seed, paths.cache,
@@ -148,8 +153,8 @@ def run(config: PretrainVideoConfig, paths: TaskPaths) -> TaskResult | None:
                 "contrastive_loss": contrastive}
 
     with timer("train"):
-        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn, Path(paths.work),
-                          eval_fn=eval_fn).fit()
+        summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos, loss_fn,
+                          Path(paths.work), eval_fn=eval_fn).fit()
 
     with timer("evaluate"):
         examples = val_records.head(config.examples)

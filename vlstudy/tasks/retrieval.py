@@ -38,17 +38,18 @@ from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.retrieval import retrieval_metrics
-from vlstudy.models.alpro import ALPRO
-from vlstudy.models.mplug_video import MPLUGVideo
+from vlstudy.models.alpro import ALPROForPretraining
+from vlstudy.models.mplug_video import MPLUGVideoForContrastive, MPLUGVideoForMatching
 from vlstudy.tasks.captioning import first_captions, with_captions
-from vlstudy.tasks.classification import load_model
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
     TaskResult,
     VideoInputConfig,
     interval_summary,
+    load_model,
     load_split,
+    model_train_config,
     predict,
     seeded_generator,
     video_dataset,
@@ -56,9 +57,12 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["CONFIG", "Method", "RetrievalConfig", "run"]
+__all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams"]
 
 Method = Literal["mplug_contrastive", "mplug_matching", "alpro"]
+# The model class each method fine-tunes: the backbone with the heads its loss uses.
+MODEL_CLASSES = {"mplug_contrastive": MPLUGVideoForContrastive, "mplug_matching": MPLUGVideoForMatching,
+                 "alpro": ALPROForPretraining}
 
 
 @dataclass
@@ -106,12 +110,12 @@ def _negative_captions(captions: list[str], indices: list[int], seed: int) -> li
 
 
 def loss_fn(config: RetrievalConfig):
-    def contrastive(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+    def contrastive(model: MPLUGVideoForContrastive, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model)
         return {"loss": model.contrastive_loss(batch["video"], first_captions(batch))}
 
-    def matching(model: MPLUGVideo, batch: dict) -> dict[str, torch.Tensor]:
+    def matching(model: MPLUGVideoForMatching, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "lm_loss", "match_loss")
         captions = first_captions(batch)
@@ -120,7 +124,7 @@ def loss_fn(config: RetrievalConfig):
         is_match = torch.cat([torch.ones(len(captions)), torch.zeros(len(captions))]).bool()
         return model.match_loss(video, captions + negatives, is_match)
 
-    def alpro(model: ALPRO, batch: dict) -> dict[str, torch.Tensor]:
+    def alpro(model: ALPROForPretraining, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model, "vtc", "vtm")
         ids, mask = model.tokenize(first_captions(batch))
@@ -144,7 +148,7 @@ def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            if isinstance(model, ALPRO):
+            if isinstance(model, ALPROForPretraining):
                 feats.append(model.features(None, *model.tokenize(chunk))[1])
             else:
                 feats.append(model.contrastive_features(None, chunk)[1])
@@ -161,7 +165,7 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
         return {name: np.stack(table[name]).T for name in ("generative", "head")}  # (K, V)
 
     def video_features(m, b):
-        if isinstance(m, ALPRO):
+        if isinstance(m, ALPROForPretraining):
             return {"feat": m.features(b["video"])[0].float()}
         return {"feat": m.contrastive_features(b["video"])[0].float()}
 
@@ -178,7 +182,8 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
     return {"contrastive": similarity, "rerank": rerank(model, dataset, texts, similarity, config)}
 
 
-def rerank(model: ALPRO, dataset, texts: list[str], similarity: np.ndarray, config: RetrievalConfig) -> np.ndarray:
+def rerank(model: ALPROForPretraining, dataset, texts: list[str], similarity: np.ndarray,
+           config: RetrievalConfig) -> np.ndarray:
     """ALPRO inference: each query's top-k candidates (both directions) re-scored by the VTM head.
 
     Pairs outside every top-k keep their contrastive score shifted below all re-scored ones, so they rank after
@@ -208,8 +213,7 @@ def rerank(model: ALPRO, dataset, texts: list[str], similarity: np.ndarray, conf
 
 def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
-    kind = "alpro" if config.method == "alpro" else "mplug_video"
-    model = load_model(kind, config.init, config.pretrained, config.num_frames)
+    model = load_model(MODEL_CLASSES[config.method], config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "retrieval", "train"), "retrieval train")
     val_records = load_split(paths.data, "retrieval", "val")
@@ -218,7 +222,8 @@ def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
                                   ("captions",))
         val_set = video_dataset(val_records, encoder, config.decode, "eval", config.seed, paths.cache)
     with timer("train"):
-        summary = Trainer(model, config.train, train_set, collate_videos, loss_fn(config), Path(paths.work)).fit()
+        summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos, loss_fn(config),
+                          Path(paths.work)).fit()
     texts = _texts(val_records)
     with timer("evaluate"):
         matrices = score_matrices(model, config, val_set, texts["text"].tolist())
