@@ -46,7 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vlstudy.distributed import cleanup_distributed, is_main_process, setup_distributed
 from vlstudy.io import write_json
 from vlstudy.models.abstractor import AbstractorConfig
-from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig
+from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoModel
 from vlstudy.models.text_lm import SPECIAL_TOKENS, TextLMConfig, train_char_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.train.parallel import LossModule, shard_fsdp, wrap_ddp
@@ -79,7 +79,7 @@ TINY = BenchSize(frames=2, image=32, video_width=32, video_layers=2, video_heads
                  lm_layers=2, lm_heads=2, vocab=64, text=8, batch=2)
 
 
-def build_model(size: BenchSize) -> MPLUGVideo:
+def build_model(size: BenchSize) -> MPLUGVideoModel:
     """mPLUG-video of `size` with an untrained LM (``lm_path=None``) over a `size.vocab`-token character tokenizer.
 
     Parameters are created on the default device (``with torch.device("cuda"): build_model(...)`` builds on the
@@ -95,7 +95,7 @@ def build_model(size: BenchSize) -> MPLUGVideo:
         lm=TextLMConfig(hidden_size=size.lm_width, num_layers=size.lm_layers, num_heads=size.lm_heads,
                         max_positions=size.queries + size.text + 8, dropout=0.0),
         max_text_length=size.text + 2)
-    return MPLUGVideo(config, tokenizer=tokenizer)
+    return MPLUGVideoModel(config, tokenizer=tokenizer)
 
 
 def bf16_peak(device_name: str) -> float | None:
@@ -106,7 +106,7 @@ def bf16_peak(device_name: str) -> float | None:
     return None
 
 
-def _inputs(model: MPLUGVideo, size: BenchSize, device: torch.device):
+def _inputs(model: MPLUGVideoModel, size: BenchSize, device: torch.device):
     """Random clips (B, T, 3, S, S) and random captions of `size.text` characters, tokenised."""
     generator = torch.Generator().manual_seed(0)
     video = torch.randn(size.batch, size.frames, 3, size.image, size.image, generator=generator)
@@ -115,7 +115,7 @@ def _inputs(model: MPLUGVideo, size: BenchSize, device: torch.device):
     return video.to(device), model.tokenize([""] * size.batch, captions)
 
 
-def _caption_loss(model: MPLUGVideo, video: torch.Tensor, batch) -> torch.Tensor:
+def _caption_loss(model: MPLUGVideoModel, video: torch.Tensor, batch) -> torch.Tensor:
     return model(video, batch.input_ids, batch.attention_mask, batch.labels).loss
 
 

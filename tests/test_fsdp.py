@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from vlstudy.models.abstractor import AbstractorBlock, AbstractorConfig
-from vlstudy.models.mplug_video import MPLUGVideo, MPLUGVideoConfig
+from vlstudy.models.mplug_video import MPLUGVideoConfig, MPLUGVideoModel
 from vlstudy.models.text_lm import TextLMConfig, train_char_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig
 from vlstudy.train.checkpoint import latest_checkpoint, list_checkpoints, trainable_state_dict
@@ -67,13 +67,13 @@ def test_units_are_the_blocks_of_every_stack():
         video=VideoEncoderConfig(image_size=32, patch_size=16, num_frames=2, hidden_size=32, num_layers=2, num_heads=2),
         abstractor=AbstractorConfig(num_queries=4, num_heads=2, num_layers=1),
         lm=TextLMConfig(hidden_size=32, num_layers=3, num_heads=2, max_positions=64), max_text_length=16)
-    model = MPLUGVideo(config, tokenizer=train_char_tokenizer(["视频"]))
+    model = MPLUGVideoModel(config, tokenizer=train_char_tokenizer(["视频"]))
     units = fsdp_units(model)
-    # in registration order: the LM, the video encoder, the abstractor
-    assert [type(u).__name__ for u in units] == ["GPT2Block"] * 3 + ["TimesformerLayer"] * 2 + ["AbstractorBlock"]
-    assert units[0] is model.lm.transformer.h[0]
-    assert units[3] is model.video_encoder.timesformer.encoder.layer[0]
-    assert units[5] is model.abstractor.blocks[0] and isinstance(units[5], AbstractorBlock)
+    # in registration order: the video encoder, the abstractor, the LM
+    assert [type(u).__name__ for u in units] == ["TimesformerLayer"] * 2 + ["AbstractorBlock"] + ["GPT2Block"] * 3
+    assert units[0] is model.video_encoder.timesformer.encoder.layer[0]
+    assert units[2] is model.abstractor.blocks[0] and isinstance(units[2], AbstractorBlock)
+    assert units[3] is model.lm.transformer.h[0]
 
 
 def test_units_declared_by_the_model_or_by_no_split_modules():

@@ -185,10 +185,10 @@ def test_pixel_stats_embedder_is_unit_norm_and_sees_scene_not_exposure():
 
 
 def test_video_module_embedder_feeds_still_clips_and_takes_cls():
-    from vlstudy.models.video_encoder import VideoEncoder, VideoEncoderConfig
+    from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderModel
 
     torch.manual_seed(0)
-    encoder = VideoEncoder(VideoEncoderConfig(image_size=32, patch_size=16, num_frames=2, hidden_size=32,
+    encoder = VideoEncoderModel(VideoEncoderConfig(image_size=32, patch_size=16, num_frames=2, hidden_size=32,
                                               num_layers=1, num_heads=2))
     frames = np.random.default_rng(0).integers(0, 256, (3, 48, 40, 3), dtype=np.uint8)
     got = VideoModuleEmbedder(encoder, num_frames=2, image_size=32, batch_size=2)(frames)

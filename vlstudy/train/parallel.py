@@ -21,7 +21,7 @@ parameters (the layer stacks of the kit's models and of transformers), outermost
 too (a frozen LM's memory is split as well; FSDP2 lets frozen and trainable parameters share a block). Tied
 parameters must live in one unit (GPT-2's tied embedding and head both stay in the root).
 
-FSDP2 cannot shard 0-d parameters (a contrastive temperature, ``MPLUGVideo.temp``): those stay whole on every
+FSDP2 cannot shard 0-d parameters (a contrastive temperature, ``MPLUGVideoForContrastive.contrastive.temp``): those stay whole on every
 process, outside FSDP (``ignored_params``), and a hook averages their gradients over processes as DDP would, each
 time one is accumulated (averaging a sum that is already equal on every process changes nothing, so accumulated
 micro-batches stay correct). `clip_grad_norm` combines the norms of the sharded and the whole gradients.
