@@ -83,8 +83,8 @@ def test_yaml_syntax_error_is_a_one_line_message_with_exit_code_2(project, capsy
 
 
 @pytest.mark.parametrize(("section", "value", "message"), [
-    ("finetune_captioning", {"num_frames": 0},
-     "params.yaml: finetune_captioning: num_frames must be >= 1, got 0"),
+    ("finetune_captioning", {"models": {"mplug_video": {"num_frames": 0}}},
+     "params.yaml: finetune_captioning.models.mplug_video: num_frames must be >= 1, got 0"),
     ("finetune_classification", {"models": {"alpro": {"eval_batch_size": 0}}},
      "params.yaml: finetune_classification.models.alpro: eval_batch_size must be >= 1, got 0"),
     ("modality_summary", {"n_boot": 0},

@@ -36,7 +36,8 @@ import yaml
 T = TypeVar("T")
 
 __all__ = ["ParamError", "from_dict", "to_dict", "deep_merge", "field_names", "derived", "param_fields",
-           "RECIPE_SECTION", "apply_recipe", "field_docs", "read_params", "resolve_section", "check_positive"]
+           "RECIPE_SECTION", "apply_recipe", "recipe_applies", "field_docs", "read_params", "resolve_section",
+           "check_positive"]
 
 # Field metadata key of a derived field (see `derived`).
 DERIVED = "vlstudy.derived"
@@ -248,6 +249,15 @@ def _dataclass_in(tp: Any) -> type | None:
     return None
 
 
+def recipe_applies(name: str, tp: Any, recipe: dict) -> bool:
+    """Whether the recipe entry `name` fills a field of that name and annotation `tp`: a mapping fills a dataclass
+    field (``train`` → `TrainConfig`), a plain value a plain field (``seed``); ``train: int`` of a split count is
+    another thing that happens to share the name."""
+    if name not in recipe:
+        return False
+    return isinstance(recipe[name], dict) == (_dataclass_in(tp) is not None)
+
+
 def apply_recipe(cls: type, section: dict | None, recipe: dict) -> dict:
     """`section` with the shared recipe filled in: the mapping `from_dict` then turns into `cls`.
 
@@ -270,9 +280,9 @@ def apply_recipe(cls: type, section: dict | None, recipe: dict) -> dict:
     for f in fields:
         tp = hints[f.name]
         sub = _dataclass_in(tp)
-        if f.name in recipe:
+        if recipe_applies(f.name, tp, recipe):
             given = out.get(f.name)
-            if sub is not None and isinstance(recipe[f.name], dict) and (given is None or isinstance(given, dict)):
+            if sub is not None and (given is None or isinstance(given, dict)):
                 out[f.name] = deep_merge(recipe[f.name], given or {}, strict=False)
             elif f.name not in out:
                 out[f.name] = recipe[f.name]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 from io import StringIO
 from pathlib import Path
+from typing import get_args, get_origin
 
 import nbformat
 
@@ -108,6 +109,38 @@ def stage_code_deps(root: Path) -> dict[str, list[str]]:
             for stage, nb in stage_notebooks(root).items()}
 
 
+def recipe_keys(cls: type, recipe: dict) -> set[str]:
+    """The keys of the shared ``recipe`` that fill some field of dataclass `cls` (at any depth): what a stage's
+    params really depend on besides its own section."""
+    from vlstudy.config import _dataclass_in, _field_types, param_fields, recipe_applies
+
+    found: set[str] = set()
+    fields = [f for f in param_fields(cls) if f.init]
+    for f, tp in _field_types(cls, fields).items():
+        if recipe_applies(f, tp, recipe):
+            found.add(f)
+        sub = _dataclass_in(tp)
+        if sub is None and get_origin(tp) is dict:
+            sub = _dataclass_in((get_args(tp) or (None, None))[1])
+        if sub is not None:
+            found |= recipe_keys(sub, recipe)
+    return found
+
+
+def stage_recipe_params(root: Path) -> dict[str, list[str]]:
+    """``{stage: ["recipe.<key>", ...]}``: the recipe entries each stage's params dataclass uses."""
+    from vlstudy.config import RECIPE_SECTION, read_params
+    from vlstudy.pipeline.registry import STAGES, params_class
+
+    recipe = read_params(root).get(RECIPE_SECTION, {})
+    return {stage: [f"{RECIPE_SECTION}.{k}" for k in sorted(recipe_keys(params_class(stage), recipe))]
+            for stage in STAGES}
+
+
+def _is_recipe(entry) -> bool:
+    return isinstance(entry, str) and entry.startswith("recipe.")
+
+
 def _is_code(dep: str) -> bool:
     return dep == PACKAGE or dep.startswith(PACKAGE + "/")
 
@@ -124,6 +157,10 @@ def check_deps(root: Path) -> list[str]:
         listed = [str(d) for d in stages[stage].get("deps", []) if _is_code(str(d))]
         missing, extra = sorted(set(wanted) - set(listed)), sorted(set(listed) - set(wanted))
         problems += [f"{stage}: missing {p}" for p in missing] + [f"{stage}: not imported {p}" for p in extra]
+    for stage, wanted in stage_recipe_params(root).items():
+        listed = [str(p) for p in stages.get(stage, {}).get("params", []) if _is_recipe(p)]
+        if sorted(listed) != wanted:
+            problems.append(f"{stage}: params lists {listed} of the recipe, its dataclass uses {wanted}")
     return problems
 
 
@@ -147,6 +184,13 @@ def sync_deps(root: Path) -> bool:
         kept = [d for d in deps if not _is_code(str(d))]
         deps.clear()
         deps.extend(kept + wanted)
+    for stage, wanted in stage_recipe_params(root).items():
+        if stage not in doc["stages"]:
+            continue
+        params = doc["stages"][stage].setdefault("params", [])
+        kept = [p for p in params if not _is_recipe(p)]
+        params.clear()
+        params.extend(kept + wanted)
     buffer = StringIO()
     yaml.dump(doc, buffer)
     if buffer.getvalue() == text:

@@ -22,7 +22,7 @@ STAGES: dict[str, str] = {
     "pretrain_video": "vlstudy.tasks.pretrain_video:PretrainVideoConfig",
     "pretrain_alpro": "vlstudy.tasks.pretrain_alpro:PretrainALPROConfig",
     "finetune_classification": "vlstudy.tasks.classification:FinetuneClassificationParams",
-    "finetune_captioning": "vlstudy.tasks.captioning:CaptioningConfig",
+    "finetune_captioning": "vlstudy.tasks.captioning:FinetuneCaptioningParams",
     "finetune_retrieval": "vlstudy.tasks.retrieval:FinetuneRetrievalParams",
     "modality_summary": "vlstudy.report.ablation:ModalitySummaryParams",
     "human_eval": "vlstudy.tasks.human_eval:HumanEvalParams",

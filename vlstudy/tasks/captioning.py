@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import pandas as pd
@@ -154,3 +155,26 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
         training={"steps": summary.final_step, "train_loss": summary.losses.get("loss"),
                   "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos},
         timings=timer.seconds)
+
+
+@dataclass
+class FinetuneCaptioningParams:
+    """``finetune_captioning`` (Table 4, captioning columns): a DVC matrix, one fine-tuning run per model.
+
+    Attributes:
+        model: the cell a run trains (the DVC matrix sets it; a key of `models`).
+        models: each model's run.
+    """
+
+    MATRIX: ClassVar[tuple[str, ...]] = ("model",)
+
+    model: str = "mplug_video"
+    models: dict[str, CaptioningConfig] = field(default_factory=lambda: {"mplug_video": CaptioningConfig()})
+
+    def __post_init__(self) -> None:
+        if self.model not in self.models:
+            raise ValueError(f"model {self.model!r} is not one of {', '.join(self.models)}")
+
+    def cell(self) -> CaptioningConfig:
+        """The run of the cell `model`."""
+        return self.models[self.model]

@@ -23,10 +23,11 @@ and ``train_log.jsonl``.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -255,11 +256,36 @@ def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
         timings=timer.seconds)
 
 
+def _default_methods() -> dict[str, RetrievalConfig]:
+    return {"mplug_contrastive": RetrievalConfig(train=TrainConfig(batch_size=32)),
+            "mplug_matching": RetrievalConfig(method="mplug_matching"),
+            "alpro": RetrievalConfig(method="alpro", init="checkpoints/pretrain_alpro/model",
+                                     train=TrainConfig(batch_size=32))}
+
+
 @dataclass
 class FinetuneRetrievalParams:
-    """``finetune_retrieval``: the three ways of scoring pairs (see `vlstudy.tasks.retrieval`)."""
+    """``finetune_retrieval`` (Table 5): a DVC matrix, one fine-tuning run per way of scoring pairs.
 
-    mplug_contrastive: RetrievalConfig = field(default_factory=RetrievalConfig)
-    mplug_matching: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(method="mplug_matching"))
-    alpro: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(
-        method="alpro", init="checkpoints/pretrain_alpro/model"))
+    Attributes:
+        method: the cell a run trains (the DVC matrix sets it; a key of `methods`).
+        methods: each method's run (see the module docstring); the key names the method.
+    """
+
+    MATRIX: ClassVar[tuple[str, ...]] = ("method",)
+
+    method: str = "mplug_contrastive"
+    methods: dict[str, RetrievalConfig] = field(default_factory=_default_methods)
+
+    def __post_init__(self) -> None:
+        known = get_args(Method)
+        for name in self.methods:
+            if name not in known:
+                raise ValueError(f"methods.{name}: not a retrieval method ({', '.join(known)})")
+        if self.method not in self.methods:
+            raise ValueError(f"method {self.method!r} is not one of {', '.join(self.methods)}")
+        self.methods = {name: dataclasses.replace(config, method=name) for name, config in self.methods.items()}
+
+    def cell(self) -> RetrievalConfig:
+        """The run of the cell `method`."""
+        return self.methods[self.method]
