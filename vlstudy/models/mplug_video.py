@@ -29,6 +29,7 @@ scale): the config points to it (``lm_path``) and loading re-attaches it (`vlstu
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -258,31 +259,50 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
         ids = self.generate_ids(video, prompts, num_beams, length_penalty, max_new_tokens)
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
+    def _lm_kwargs(self, positions: torch.Tensor) -> dict:
+        """Explicit position ids for LMs that take them (GPT-2, Qwen2): rows of a batch are left-padded to one
+        length, so each row's positions must start at 0 at its first real token. (ALiBi LMs such as BLOOM read
+        positions from the attention mask.)"""
+        return {"position_ids": positions} if self._takes_positions else {}
+
+    @property
+    def _takes_positions(self) -> bool:
+        return "position_ids" in inspect.signature(self.lm.forward).parameters
+
     @torch.no_grad()
     def _score_candidates(self, prefix: torch.Tensor, prompts: Sequence[str],
                           candidates: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed log-likelihood (B, K) of ``candidate [EOS]`` after each ``[prefix] [BOS] prompt``, and the LM state
-        at each prompt's last token (B, D). Per video the shared context runs once; its key/value cache is repeated
-        K times and the K right-padded candidates run as one batch on top of it."""
+        at each prompt's last token (B, D).
+
+        The B contexts run once, as one left-padded batch; their key/value cache is repeated K times and the B*K
+        right-padded candidates run as one batch on top of it. (A loop over videos with one context at a time gives
+        the same numbers, `tests/test_mplug_video.py` checks it; this is one call instead of 2B.)
+        """
         tok, embed, num = self.tokenizer, self.lm.get_input_embeddings(), len(candidates)
+        rows = [torch.cat([prefix[b], embed(torch.tensor(bos_ids(tok) + ids, device=self.device))])
+                for b, ids in enumerate(encode(tok, prompts))]  # each (P_b = Q + L_b, D)
+        context = pad_sequence(rows, batch_first=True, padding_side="left")  # (B, P, D)
+        context_mask = pad_sequence([torch.ones(len(r), dtype=torch.long, device=self.device) for r in rows],
+                                    batch_first=True, padding_side="left")  # (B, P)
+        lengths = context_mask.sum(dim=1)  # (B,)
         cand_rows = [torch.tensor(ids + [tok.eos_token_id]) for ids in encode(tok, candidates)]
         cand_ids = pad_sequence(cand_rows, batch_first=True, padding_value=pad_id(tok)).to(self.device)  # (K, C)
         cand_mask = pad_sequence([torch.ones_like(r) for r in cand_rows], batch_first=True).to(self.device)  # (K, C)
-        scores, states = [], []
+        batch = len(rows)
         with self.lm_inference():
-            for b, ids in enumerate(encode(tok, prompts)):
-                prompt_embeds = embed(torch.tensor(bos_ids(tok) + ids, device=self.device))  # (L_b, D)
-                context = torch.cat([prefix[b], prompt_embeds])[None]  # (1, P = Q + L_b, D)
-                first = self.lm(inputs_embeds=context, use_cache=True, output_hidden_states=True)
-                cache = first.past_key_values
-                cache.batch_repeat_interleave(num)
-                rest = self.lm(input_ids=cand_ids, past_key_values=cache, attention_mask=torch.cat(
-                    [cand_mask.new_ones(num, context.shape[1]), cand_mask], dim=1))
-                logits = torch.cat([first.logits[:, -1:].expand(num, -1, -1), rest.logits[:, :-1]], dim=1)  # (K, C, V)
-                token_logp = logits.float().log_softmax(-1).gather(-1, cand_ids[..., None]).squeeze(-1)  # (K, C)
-                scores.append((token_logp * cand_mask).sum(dim=1))
-                states.append(first.hidden_states[-1][0, -1])
-        return torch.stack(scores), torch.stack(states)  # (B, K), (B, D)
+            first = self.lm(inputs_embeds=context, attention_mask=context_mask, use_cache=True,
+                            output_hidden_states=True, **self._lm_kwargs((context_mask.cumsum(1) - 1).clamp(min=0)))
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(num)  # (B*K) rows: video b's context for each of the K candidates
+            positions = lengths.repeat_interleave(num)[:, None] + torch.arange(cand_ids.shape[1], device=self.device)
+            rest = self.lm(input_ids=cand_ids.repeat(batch, 1), past_key_values=cache,
+                           attention_mask=torch.cat([context_mask.repeat_interleave(num, 0), cand_mask.repeat(batch, 1)],
+                                                    dim=1), **self._lm_kwargs(positions))
+        logits = torch.cat([first.logits[:, -1:].repeat_interleave(num, 0), rest.logits[:, :-1]], dim=1)  # (BK, C, V)
+        token_logp = logits.float().log_softmax(-1).gather(-1, cand_ids.repeat(batch, 1)[..., None]).squeeze(-1)
+        scores = (token_logp * cand_mask.repeat(batch, 1)).sum(dim=1).view(batch, num)  # (B, K)
+        return scores, first.hidden_states[-1][:, -1]  # (B, K), (B, D): left-padded, so -1 is each prompt's end
 
     @torch.no_grad()
     def score_continuations(self, video: torch.Tensor | None, prompts: Sequence[str],
@@ -377,14 +397,18 @@ class MPLUGVideoForMatching(MPLUGVideoModel):
         num_texts = len(texts)
         pairs = torch.arange(prefix.shape[0] * num_texts, device=self.device)  # pair p = (p // K, p % K)
         generative, head = [], []
+        embed = self.lm.get_input_embeddings()
         for chunk in pairs.split(chunk_size):
             v, t = chunk // num_texts, chunk % num_texts
-            logits, hidden = self._run_lm(prefix[v], batch.input_ids[t], batch.attention_mask[t])
+            embeds = torch.cat([prefix[v], embed(batch.input_ids[t])], dim=1)  # (P, Q + L, D)
+            mask = torch.cat([batch.attention_mask.new_ones(len(chunk), prefix.shape[1]), batch.attention_mask[t]], 1)
+            with self.lm_inference():  # the LM body only: the vocabulary projection is needed at one position
+                hidden = self.lm.base_model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (P, Q+L, D)
             last = prefix.shape[1] + batch.prompt_lengths[t] - 1  # (P,) last prompt position
-            rows = torch.arange(len(chunk), device=self.device)
-            logp = logits[rows, last].float().log_softmax(-1)  # (P, V) the next-token distribution
+            state = hidden[torch.arange(len(chunk), device=self.device), last]  # (P, D)
+            logp = self.lm.get_output_embeddings()(state).float().log_softmax(-1)  # (P, V) the next-token distribution
             generative.append(logp[:, yes] - logp[:, no])
-            head_logits = self.match_head(hidden[rows, last])  # (P, 2)
+            head_logits = self.match_head(state)  # (P, 2)
             head.append(head_logits[:, 1] - head_logits[:, 0])
         return MatchScores(generative=rearrange(torch.cat(generative), "(b k) -> b k", k=num_texts),
                            head=rearrange(torch.cat(head), "(b k) -> b k", k=num_texts))

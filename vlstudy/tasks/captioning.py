@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
@@ -38,6 +38,7 @@ from vlstudy.tasks.common import (
     load_split,
     model_train_config,
     predict,
+    training_record,
     video_dataset,
 )
 from vlstudy.tasks.pretrain_video import caption_loss
@@ -152,8 +153,7 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
                   "frames": encoder.num_frames, "sampler": "middle", "decoding": f"beam {config.num_beams}, "
                   f"length penalty {config.length_penalty}", "normalisation": "non-CJK deleted, one token per "
                   "character", "interval": f"95% bootstrap over videos ({config.n_boot})"},
-        training={"steps": summary.final_step, "train_loss": summary.losses.get("loss"),
-                  "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos},
+        training=training_record(summary, model),
         timings=timer.seconds)
 
 

@@ -19,12 +19,11 @@ result holds each score set's top-1/top-5 with 95% bootstrap intervals over val 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args, get_type_hints
-
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -50,6 +49,7 @@ from vlstudy.tasks.common import (
     load_split,
     model_train_config,
     predict,
+    training_record,
     video_dataset,
     zero_loss,
 )
@@ -213,10 +213,7 @@ def run(config: ClassificationConfig, paths: TaskPaths) -> TaskResult | None:
                   "pretrained": config.pretrained, "interval": f"95% bootstrap over videos ({config.n_boot})",
                   "score_sets": {"generative": "45 class names ranked by summed log-likelihood after "
                                  "视频标题：{title} 视频类目：", "head": "MLP head"}},
-        training={"steps": summary.final_step, "train_loss": summary.losses.get("loss"),
-                  "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos,
-                  "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                  "total_parameters": sum(p.numel() for p in model.parameters())},
+        training=training_record(summary, model),
         timings=timer.seconds)
 
 

@@ -42,7 +42,7 @@ from vlstudy.train.trainer import TrainConfig, seed_all
 
 __all__ = ["VideoInputConfig", "TaskPaths", "TaskResult", "PhaseTimer", "load_split", "video_dataset", "predict",
            "launch", "write_json", "zero_loss", "seeded_generator", "interval_summary", "load_model",
-           "model_train_config"]
+           "model_train_config", "training_record"]
 
 
 @dataclass
@@ -93,6 +93,21 @@ class TaskResult:
     protocol: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def training_record(summary, model: nn.Module | None = None, **extra: Any) -> dict[str, Any]:
+    """A run's bookkeeping for `TaskResult.training`: steps, final losses, throughput, the model FLOP rate the
+    optimizer steps achieved (for the study profile), skipped videos and parameter counts."""
+    record = {"steps": summary.final_step, **{f"final_{k}": v for k, v in summary.losses.items()},
+              "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos,
+              "flops_per_step": summary.flops_per_step, "step_seconds": round(summary.step_seconds, 3)}
+    if summary.flops_per_step and summary.step_seconds:
+        flops = summary.flops_per_step * summary.session_steps
+        record["achieved_gflops"] = round(flops / summary.step_seconds / 1e9, 2)
+    if model is not None:
+        record["trainable_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        record["total_parameters"] = sum(p.numel() for p in model.parameters())
+    return {**record, **extra}
 
 
 class PhaseTimer:

@@ -32,6 +32,7 @@ from vlstudy.tasks.common import (
     model_train_config,
     predict,
     seeded_generator,
+    training_record,
     video_dataset,
     zero_loss,
 )
@@ -120,7 +121,5 @@ def run(config: PretrainALPROConfig, paths: TaskPaths) -> TaskResult | None:
         metrics={f"val_{k}": v for k, v in summary.metrics.items()},
         protocol={"split": "held-out pool videos (video-title retrieval)", "val_videos": len(val_records),
                   "train_videos": len(train_records), "frames": encoder.num_frames, "retrieval": "contrastive"},
-        training={**summary.losses, "parameters": sum(p.numel() for p in model.parameters()),
-                  "steps": summary.final_step, "samples_per_s": summary.samples_per_s,
-                  "skipped_videos": summary.skipped_videos},
+        training=training_record(summary, model),
         timings=timer.seconds)

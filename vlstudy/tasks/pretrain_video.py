@@ -35,6 +35,7 @@ from vlstudy.tasks.common import (
     load_split,
     model_train_config,
     predict,
+    training_record,
     video_dataset,
     zero_loss,
 )
@@ -176,8 +177,5 @@ def run(config: PretrainVideoConfig, paths: TaskPaths) -> TaskResult | None:
                   "frames": encoder.num_frames, "sampler": "rand (train), middle (eval)",
                   "objective": "title generation (LM loss on answer + EOS)"
                                + (f" + {config.contrastive_weight} x contrastive" if config.contrastive_weight else "")},
-        training={"train_loss": summary.losses["loss"], "trainable_parameters": model.num_trainable,
-                  "total_parameters": model.num_total, "trainable_ratio": model.trainable_ratio,
-                  "steps": summary.final_step, "samples_per_s": summary.samples_per_s,
-                  "skipped_videos": summary.skipped_videos},
+        training=training_record(summary, model, trainable_ratio=model.trainable_ratio),
         timings=timer.seconds)

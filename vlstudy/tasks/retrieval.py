@@ -53,6 +53,7 @@ from vlstudy.tasks.common import (
     model_train_config,
     predict,
     seeded_generator,
+    training_record,
     video_dataset,
     zero_loss,
 )
@@ -251,8 +252,7 @@ def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
                   "sampler": "middle", "method": config.method, "pretrained": config.pretrained,
                   "modes": {name: modes[name] for name in matrices},
                   "interval": f"95% bootstrap over videos ({config.n_boot})"},
-        training={"steps": summary.final_step, "train_loss": summary.losses.get("loss"),
-                  "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos},
+        training=training_record(summary, model),
         timings=timer.seconds)
 
 

@@ -24,7 +24,7 @@ from torch.utils.data import default_collate
 from vlstudy.data.prompts import PROTOCOL_TEXTS
 from vlstudy.distributed import is_main_process
 from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
-from vlstudy.tasks.common import PhaseTimer, TaskPaths, TaskResult, load_split
+from vlstudy.tasks.common import PhaseTimer, TaskPaths, TaskResult, load_split, training_record
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "TextLMTaskConfig", "corpus", "run"]
@@ -129,7 +129,5 @@ def run(config: TextLMTaskConfig, paths: TaskPaths) -> TaskResult | None:
         metrics={"val_loss": summary.metrics["val_loss"], "val_perplexity": summary.metrics["val_perplexity"]},
         protocol={"val_fraction": config.val_fraction, "block_size": config.block_size,
                   "train_texts": len(train_texts), "val_texts": len(val_texts), "tokenizer": "characters"},
-        training={"train_loss": summary.losses["loss"], "vocab_size": len(tokenizer),
-                  "parameters": sum(p.numel() for p in model.parameters()), "train_blocks": len(train_set),
-                  "steps": summary.final_step, "samples_per_s": summary.samples_per_s},
+        training=training_record(summary, model, vocab_size=len(tokenizer), train_blocks=len(train_set)),
         timings=timer.seconds)

@@ -112,6 +112,10 @@ class TrainSummary:
         seconds: wall time of this `fit` call.
         samples_per_s: items per second over the steps trained in this call, all processes together.
         skipped_videos: bad videos the collate function dropped over the whole run.
+        flops_per_step: model FLOPs of one optimizer step on this process (forward + backward, counted on the
+            session's first step with ``torch.utils.flop_counter``); None when no step ran.
+        step_seconds: wall time spent in optimizer steps in this call (evaluation and checkpoints excluded).
+        session_steps: optimizer steps done in this call (fewer than `final_step` after a resume).
     """
 
     final_step: int
@@ -123,3 +127,6 @@ class TrainSummary:
     seconds: float
     samples_per_s: float
     skipped_videos: int
+    flops_per_step: int | None = None
+    step_seconds: float = 0.0
+    session_steps: int = 0

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from vlstudy.config import to_dict
@@ -331,6 +332,7 @@ class Trainer:
         window_t0, window_steps = time.perf_counter(), 0
         losses: dict[str, float] = {}
         metrics: dict[str, float] = {}
+        flops_per_step, step_seconds = None, 0.0
         try:
             while state.step < self.max_steps:
                 batches = self._micro_batches(state.epoch, state.batch_in_epoch)
@@ -338,13 +340,20 @@ class Trainer:
                 for _ in range(min(steps_left_in_epoch, self.max_steps - state.step)):
                     micro = [next(batches) for _ in range(cfg.grad_accum_steps)]
                     lrs = group_lrs(self.optimizer)
+                    step_t0 = time.perf_counter()
                     try:
-                        losses, grad_norm, skipped = self._train_step(step_module, micro, state.step + 1)
+                        if flops_per_step is None:  # count the model FLOPs of one step, once per session
+                            with FlopCounterMode(display=False) as counter:
+                                losses, grad_norm, skipped = self._train_step(step_module, micro, state.step + 1)
+                            flops_per_step = counter.get_total_flops()
+                        else:
+                            losses, grad_norm, skipped = self._train_step(step_module, micro, state.step + 1)
                     except NonFiniteLossError as e:
                         raise NonFiniteLossError(
                             f"{e} (epoch {state.epoch}); stopped before the update; "
                             f"last good checkpoint: {checkpoint or 'none'}"
                         ) from None
+                    step_seconds += time.perf_counter() - step_t0
                     epoch = state.epoch
                     state.step += 1
                     state.skipped_videos += skipped
@@ -387,7 +396,8 @@ class Trainer:
             final_step=state.step, losses=losses, metrics=metrics, log_path=self.log_path, checkpoint=checkpoint,
             final_dir=final_dir, seconds=seconds,
             samples_per_s=(state.step - session_start_step) * self.samples_per_step / seconds,
-            skipped_videos=state.skipped_videos,
+            skipped_videos=state.skipped_videos, flops_per_step=flops_per_step, step_seconds=step_seconds,
+            session_steps=state.step - session_start_step,
         )
 
     def _finished_summary(self, state: TrainState, checkpoint: Path | None, seconds: float) -> TrainSummary:
