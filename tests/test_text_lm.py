@@ -147,3 +147,33 @@ def test_the_task_gives_the_same_weights_whatever_ran_before(tmp_path):
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         torch.testing.assert_close(weights[0][name], weights[1][name], rtol=0, atol=0)
+
+
+def test_protocol_probe_reads_answers_off_the_page(monkeypatch):
+    """A stand-in LM that answers 是 exactly when the page's first line is the question's title gets every match
+    right; one that always says 否 gets the pages whose answer is 否."""
+    from vlstudy.data.prompts import PROTOCOL_TEXTS, match_prompt
+    from vlstudy.tasks.text_lm import protocol_probe
+
+    tok = train_char_tokenizer(["一二三四五六七八九十", match_prompt(""), "是否"], always_include=PROTOCOL_TEXTS)
+    yes, no = tok.convert_tokens_to_ids(["是", "否"])
+
+    class Echo(torch.nn.Module):
+        def __init__(self, always_no: bool):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.always_no = always_no
+
+        def forward(self, input_ids):
+            ids = input_ids[0].tolist()
+            first = ids[1:ids.index(tok.eos_token_id)]
+            asked = ids[ids.index(tok.bos_token_id, 1) + 4:][:len(first)]  # after 标题：
+            logits = torch.zeros(1, len(ids), len(tok))
+            logits[0, -1, no if self.always_no or first != asked else yes] = 1.0
+            return type("Out", (), {"logits": logits})
+
+    pages = [["一二三", match_prompt("一二三") + "是"], ["四五六", match_prompt("七八九") + "否"],
+             ["一二", match_prompt("一二") + "是"]]
+    assert protocol_probe(Echo(False), tok, pages, 128)["match_accuracy"] == pytest.approx(100.0)
+    probe = protocol_probe(Echo(True), tok, pages, 128)
+    assert probe["match_accuracy"] == pytest.approx(100 / 3) and probe["probe_match_pages"] == 3

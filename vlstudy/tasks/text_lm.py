@@ -21,13 +21,18 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from vlstudy.data.prompts import PROTOCOL_TEXTS
+from vlstudy.data.classes import CLASS_NAMES
+from vlstudy.data.prompts import MATCH_ANSWERS, PROTOCOL_TEXTS, classification_prompt, match_prompt
 from vlstudy.distributed import is_main_process
 from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
 from vlstudy.tasks.common import PhaseTimer, TaskPaths, TaskResult, load_split, training_record
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["CONFIG", "TextLMTaskConfig", "corpus", "run"]
+__all__ = ["TextLMTaskConfig", "CONFIG", "run", "corpus", "held_out", "split_documents", "first_block",
+           "protocol_probe"]
+
+MATCH_QUESTION = match_prompt("")[len("标题："):]  # " 这个视频与标题匹配吗？": what precedes the answer 是/否
+CLASS_FIELD = classification_prompt("").rsplit(" ", 1)[-1]  # "视频类目：": what precedes the class name
 
 
 @dataclass
@@ -82,12 +87,61 @@ def corpus(config: TextLMTaskConfig, data_dir: str | Path) -> list[list[str]]:
     return documents
 
 
-def split_documents(config: TextLMTaskConfig, documents: list[list[str]]) -> tuple[list[str], list[str]]:
-    """(train texts, held-out texts): whole documents held out, drawn with the seed; each keeps its order."""
+def held_out(config: TextLMTaskConfig, documents: list[list[str]]) -> np.ndarray:
+    """Indices of the documents held out for validation, drawn with the seed."""
     order = np.random.default_rng(config.seed).permutation(len(documents))
-    n_val = max(1, int(len(documents) * config.val_fraction))
-    return ([text for i in order[n_val:] for text in documents[i]],
-            [text for i in order[:n_val] for text in documents[i]])
+    return order[:max(1, int(len(documents) * config.val_fraction))]
+
+
+def split_documents(config: TextLMTaskConfig, documents: list[list[str]]) -> tuple[list[str], list[str]]:
+    """(train texts, held-out texts): whole documents held out (`held_out`); each keeps its order."""
+    val = set(held_out(config, documents).tolist())
+    return ([text for i, doc in enumerate(documents) if i not in val for text in doc],
+            [text for i in held_out(config, documents) for text in documents[i]])
+
+
+@torch.no_grad()
+def protocol_probe(lm, tokenizer, pages: list[list[str]], block_size: int) -> dict[str, float]:
+    """How well the LM answers the two protocol questions from text alone, on held-out pages.
+
+    mPLUG-video reads a category or a 是/否 answer off its frozen LM after a visual prefix; the LM can do that only
+    if it learned to read them off what precedes the question. On each page that holds a matching line
+    (``标题：… 这个视频与标题匹配吗？是/否``) the answer is taken as the likelier of 是 and 否 after the page's earlier
+    lines (packed as in training, the question as the last text); on each page with a category line
+    (``视频标题：… 视频类目：<name>``) the 45 class names are ranked by their summed log-likelihood (+ EOS).
+
+    Returns:
+        ``match_accuracy`` and ``class_top1`` (percent) and the numbers of pages they were measured on.
+    """
+    device = next(lm.parameters()).device
+    yes, no = (tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in MATCH_ANSWERS)
+    names = [tokenizer(n, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for n in CLASS_NAMES]
+    match_right, class_right, n_match, n_class = 0, 0, 0, 0
+    for page in pages:
+        for i, line in enumerate(page):
+            for marker, kind in ((MATCH_QUESTION, "match"), (CLASS_FIELD, "class")):
+                if marker not in line:
+                    continue
+                question, answer = line[: line.index(marker) + len(marker)], line[line.index(marker) + len(marker):]
+                context = [t for text in page[:i] for t in (tokenizer.bos_token_id, *tokenizer(
+                    text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id)]
+                context += [tokenizer.bos_token_id, *tokenizer(question, add_special_tokens=False)["input_ids"]]
+                if kind == "match":
+                    ids = torch.tensor(context[-block_size:], device=device)[None]
+                    logits = lm(input_ids=ids).logits[0, -1]
+                    match_right += int((logits[yes] > logits[no]).item() == (answer == MATCH_ANSWERS[0]))
+                    n_match += 1
+                elif answer in CLASS_NAMES:
+                    rows = [torch.tensor((context + n)[-block_size:]) for n in names]
+                    batch = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True,
+                                                            padding_value=tokenizer.pad_token_id).to(device)
+                    logp = lm(input_ids=batch).logits.float().log_softmax(-1)
+                    scores = [float(logp[k, len(r) - len(n) - 1: len(r) - 1].gather(
+                        -1, r[len(r) - len(n):, None].to(device)).sum()) for k, (r, n) in enumerate(zip(rows, names))]
+                    class_right += int(int(np.argmax(scores)) == CLASS_NAMES.index(answer))
+                    n_class += 1
+    return {"match_accuracy": 100 * match_right / max(1, n_match), "class_top1": 100 * class_right / max(1, n_class),
+            "probe_match_pages": n_match, "probe_class_pages": n_class}
 
 
 def first_block(config: TextLMTaskConfig, documents: list[list[str]]):
@@ -99,7 +153,8 @@ def first_block(config: TextLMTaskConfig, documents: list[list[str]]):
 
 def run(config: TextLMTaskConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
-    train_texts, val_texts = split_documents(config, corpus(config, paths.data))
+    documents = corpus(config, paths.data)
+    train_texts, val_texts = split_documents(config, documents)
     tokenizer = train_char_tokenizer(train_texts, max_vocab=config.max_vocab, always_include=PROTOCOL_TEXTS)
     model = build_text_lm(config.model, tokenizer)
     train_set = PackedTextDataset(train_texts, tokenizer, config.block_size)
@@ -121,12 +176,16 @@ def run(config: TextLMTaskConfig, paths: TaskPaths) -> TaskResult | None:
     if not is_main_process():
         return None
     out = Path(paths.out)
+    model.eval()
+    with timer("evaluate"):
+        pages = [documents[i] for i in held_out(config, documents) if len(documents[i]) > 1]
+        probe = protocol_probe(model, tokenizer, pages, config.block_size)
     with timer("write"):
-        model.eval()
         save_text_lm(model, tokenizer, out)
         shutil.copy(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
-        metrics={"val_loss": summary.metrics["val_loss"], "val_perplexity": summary.metrics["val_perplexity"]},
+        metrics={"val_loss": summary.metrics["val_loss"], "val_perplexity": summary.metrics["val_perplexity"],
+                 **probe},
         protocol={"val_fraction": config.val_fraction, "block_size": config.block_size,
                   "train_texts": len(train_texts), "val_texts": len(val_texts), "tokenizer": "characters"},
         training=training_record(summary, model, vocab_size=len(tokenizer), train_blocks=len(train_set)),
