@@ -139,3 +139,32 @@ def planned_videos() -> PlannedVideos:
     # The generator's own table builder, with frame counts from the specs instead of rendered files.
     table = _ground_truth(items, {it.video_id: it.spec.n_frames for it in items}, config.fps)
     return PlannedVideos(items, read_truth(table), table)
+
+
+# ================================================================================================================
+# A real headless Chromium (the rating page, the report's fonts)
+# ================================================================================================================
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def driver(tmp_path):
+    """Debian's headless Chromium through selenium; skipped where it is not installed (`make test` installs it)."""
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; "
+                    "`make test` installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(tmp_path / "downloads"),
+                                              "download.prompt_for_download": False})
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield browser
+    browser.quit()

@@ -12,7 +12,7 @@ GRAPH = import_graph(ROOT)
 
 # Lower layers first; a module may import its own layer and the layers before it, never a later one.
 LAYERS = (
-    ("vlstudy", "vlstudy.io", "vlstudy.plotting"),
+    ("vlstudy", "vlstudy.io", "vlstudy.plotting", "vlstudy.fonts"),
     ("vlstudy.config", "vlstudy.distributed"),
     ("vlstudy.data",),
     ("vlstudy.metrics",),

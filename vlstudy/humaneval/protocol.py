@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vlstudy.fonts import embed_cjk_font
 from vlstudy.humaneval.page import render_page
 from vlstudy.io import write_json
 
@@ -368,7 +369,7 @@ def write_package(package_dir: str | Path, key_path: str | Path, items: Sequence
     models = list(responses)
     assignment = assign_slots([it.item_id for it in items], models, rng)
     manifest = build_manifest(items, responses, assignment, frame_names)
-    html = render_page(manifest, frame_bytes)
+    html = embed_cjk_font(render_page(manifest, frame_bytes))  # Chinese renders on a machine without a CJK font
 
     tmp = package_dir.with_name(f".{package_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

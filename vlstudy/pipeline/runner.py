@@ -82,7 +82,7 @@ def _offline_html(executed: Path, html_path: Path) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
-    from vlstudy.report.fonts import embed_cjk_font
+    from vlstudy.fonts import embed_cjk_font
 
     nb = nbformat.read(executed, as_version=4)
     exporter = HTMLExporter(template_name="lab")

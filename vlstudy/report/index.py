@@ -6,7 +6,7 @@ claim of the papers the kit tests, ours with its interval, HOLDS / FAILS), then 
 its old files remain on disk): what the stage shows, its key parameters, its result tables (titled by the paper
 table they reproduce, paper numbers beside ours) and figures, a link to its executed notebook, and its raw metric
 values in a collapsed appendix. Stage timings close the page. Images are inlined as base64 and the CJK font is
-embedded (`vlstudy.report.fonts`), so the page renders offline on a machine without a Chinese font.
+embedded (`vlstudy.fonts`), so the page renders offline on a machine without a Chinese font.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import nbformat
 import pandas as pd
 
 from vlstudy import io
-from vlstudy.report.fonts import embed_cjk_font
+from vlstudy.fonts import embed_cjk_font
 
 __all__ = ["ReportParams", "current_stage_ids", "collect_stages", "build_index", "flatten_metrics"]
 
