@@ -1,7 +1,7 @@
 # vlstudy — the commands the README names. Each one first creates or reuses .venv (scripts/setup.sh).
 #   make study               the whole study on the embedded mini-Youku data (dvc repro), prints the report path
 #   make test                the test suite
-#   make lab                 JupyterLab on the notebooks
+#   make lab                 JupyterLab on the profile's notebooks (PROFILE=smoke: runs/smoke/notebooks)
 #   make study PROFILE=smoke the same stages at tiny sizes, in runs/smoke/ (what CI runs end to end)
 PROFILE ?= default
 VENV := .venv
@@ -30,4 +30,4 @@ test: setup-test
 	exit $$rc
 
 lab: setup
-	jupyter lab notebooks/
+	vlstudy lab --profile $(PROFILE)

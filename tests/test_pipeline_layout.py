@@ -12,6 +12,7 @@ from vlstudy.config import RECIPE_SECTION, to_dict
 from vlstudy.pipeline.notebooks import parameters_cell, stage_notebooks
 from vlstudy.pipeline.registry import STAGES, params_class
 from vlstudy.pipeline.runner import validate_section
+from vlstudy.pipeline.stage import GATHERERS
 from vlstudy.pipeline.study import profile_names, profile_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +43,13 @@ def test_stage_declaration(stage):
     assert spec["cmd"] == f"vlstudy run {stage}" + "".join(f" --set {k}=${{item.{k}}}" for k in matrix or [])
     assert str(NOTEBOOKS[stage].relative_to(ROOT)) in spec["deps"]
     outs = _paths(spec.get("outs"))
-    assert f"reports/executed/{sid}.ipynb" in outs and f"reports/html/{sid}.html" in outs
-    if stage == "report":  # it reads every metrics file, so it writes none of its own
-        assert {"reports/metrics", "reports/figures", "reports/runs"} <= set(spec["deps"])
-        assert "reports/report.run.json" in outs
+    assert all(isinstance(o, dict) and next(iter(o.values())).get("persist") for o in spec["outs"]), \
+        "every output persists: a failed or killed stage leaves the previous outputs, and no run-cache restore"
+    if stage in GATHERERS:  # it reads every stage's records, so its own go beside those folders
+        assert {"reports/metrics", "reports/figures", "reports/runs", "reports/executed"} <= set(spec["deps"])
+        assert {"reports/report.run.json", "reports/report.ipynb", "reports/html"} <= set(outs)
         return
+    assert f"reports/executed/{sid}.ipynb" in outs
     assert f"reports/runs/{sid}.json" in outs and f"reports/figures/{sid}" in outs
     assert _paths(spec.get("metrics")) == [f"reports/metrics/{sid}.json"]
 

@@ -54,11 +54,10 @@ def test_unknown_key_fails_and_names_key_and_file(project, capsys):
 @pytest.mark.slow
 def test_success_writes_outputs_and_failure_keeps_them(project, capsys):
     assert run_stage("report", root=project) == 0
-    outputs = [project / "reports" / p for p in
-               ("index.html", "executed/report.ipynb", "html/report.html", "report.run.json")]
+    outputs = [project / "reports" / p for p in ("index.html", "report.ipynb", "report.run.json")]
     assert all(p.is_file() for p in outputs)
-    html = (project / "reports" / "html" / "report.html").read_text(encoding="utf-8")
-    assert not re.search(r"<script[^>]*src=\"https?://", html), "the rendered notebook must open offline"
+    html = (project / "reports" / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*src=\"https?://", html), "the report page must open offline"
     before = {p: p.read_bytes() for p in outputs}
 
     # Break the notebook after it has written part of its outputs: nothing may change in reports/.

@@ -47,12 +47,13 @@ def font_face_css(characters: str) -> str:
             f"{{font-family:'{FONT_FAMILY}',system-ui,sans-serif}}")
 
 
-def embed_cjk_font(page: str) -> str:
-    """`page` (an HTML document) with the CJK font for its own characters embedded in its ``<head>``."""
+def embed_cjk_font(page: str, css: str | None = None) -> str:
+    """`page` (an HTML document) with the CJK font embedded in its ``<head>``: subset to the page's own characters,
+    or `css` from `font_face_css` when several pages share one subset (subsetting costs ~1 s a time)."""
     characters = cjk_characters(page)
     if not characters:
         return page
-    style = f"<style>{font_face_css(characters)}</style>"
+    style = f"<style>{css or font_face_css(characters)}</style>"
     if "</head>" in page:
         return page.replace("</head>", style + "</head>", 1)
     return style + page

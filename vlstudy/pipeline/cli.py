@@ -1,7 +1,8 @@
 """The ``vlstudy`` command.
 
     vlstudy run STAGE [--set KEY=VALUE ...]   one stage's notebook (the command of a dvc.yaml stage)
-    vlstudy study [--profile P] [TARGET ...]  the whole study (dvc repro) in the profile's workspace
+    vlstudy study [--profile P] [--set K=V] [TARGET ...]
+                                              the whole study (dvc repro) in the profile's workspace
     vlstudy lab [--profile P]                 JupyterLab on the profile's notebooks
     vlstudy sync                              rewrite notebooks' parameters cells and dvc.yaml's code deps
     vlstudy params [--profile P] [STAGE ...]  the resolved params (recipe applied) of a profile
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("params", "print the resolved params of a profile")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--profile", default="default")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one params key of the profile's workspace, e.g. data.source.root=/mnt/youku")
         p.add_argument("targets", nargs="*")
     sub.add_parser("sync", help="rewrite notebooks' parameters cells and dvc.yaml's code deps from the sources")
     args = parser.parse_args(argv)
@@ -60,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             overrides = parse_overrides(args.overrides, f"params.yaml: {args.stage}")
             return run_stage(args.stage, overrides, kernel=args.kernel, verbose=args.verbose)
         if args.command == "study":
+            from vlstudy.pipeline.runner import parse_overrides
             from vlstudy.pipeline.study import run_study
 
-            return run_study(args.profile, args.targets)
+            return run_study(args.profile, args.targets, parse_overrides(args.overrides, "--set"))
         if args.command == "lab":
             from vlstudy.pipeline.study import open_lab
 

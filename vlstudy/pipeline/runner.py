@@ -7,9 +7,9 @@ It
    kernel starts, with a message naming the file and the key (exit code 2);
 2. executes ``notebooks/NN_<stage>.ipynb`` with Papermill, passing the section as parameters, in the project
    root, with the stage's outputs staged in ``.vlstudy/staging/<stage id>`` (`vlstudy.pipeline.stage`);
-3. renders the executed notebook to HTML that opens offline, with the Chinese font embedded;
-4. moves every output into place only after all of this succeeded, and prints one line with the stage's
-   headline figure.
+3. moves every output into place only after all of this succeeded, and prints one line with the stage's
+   headline figure. (The report stage renders every executed notebook to offline HTML in one go,
+   `vlstudy.report.index.render_notebooks`.)
 
 A notebook that raises leaves nothing in place: its executed copy goes to ``reports/failed/<stage id>.ipynb``
 (not a DVC output) and the exit code is 1. Ctrl-C is handled the same way (exit code 130).
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import time
@@ -32,7 +31,7 @@ from vlstudy import io
 from vlstudy.config import RECIPE_SECTION, ParamError, read_params, resolve_section
 from vlstudy.pipeline.registry import params_class
 from vlstudy.pipeline.stage import (PARAMS_FILE, STAGE_ID_ENV, STAGING_DIR, STAGING_ENV, WORK_DIR, commit_staged,
-                                    find_root, run_record, stage_id)
+                                    executed_record, find_root, run_record, stage_id)
 
 __all__ = ["KERNEL_NAME", "load_section", "notebook_path", "parse_overrides", "run_stage", "validate_section"]
 
@@ -77,19 +76,27 @@ def parse_overrides(pairs: list[str], where: str) -> dict:
     return out
 
 
-def _offline_html(executed: Path, html_path: Path) -> None:
-    """Executed notebook → self-contained HTML: figures inlined as PNG, no CDN scripts, the CJK font embedded."""
-    import nbformat
-    from nbconvert import HTMLExporter
+def _placeholders(root: Path, staging: Path, stage: str, overrides: dict, reason: str, written: list[str]) -> list[str]:
+    """A skipped stage's declared outputs that it did not write, created in `staging` so DVC finds them: a folder
+    holds ``SKIPPED.txt`` with the reason, a file is empty (the executed notebook and its HTML are real)."""
+    from ruamel.yaml import YAML
 
-    from vlstudy.fonts import embed_cjk_font
-
-    nb = nbformat.read(executed, as_version=4)
-    exporter = HTMLExporter(template_name="lab")
-    exporter.mathjax_url = ""  # no MathJax from a CDN: the page must open offline (stage notebooks use no LaTeX)
-    body, _ = exporter.from_notebook_node(nb)
-    body = re.sub(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>', "", body)  # offline they only stall
-    io.write_text(html_path, embed_cjk_font(body))
+    spec = YAML(typ="safe").load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
+    made = []
+    for entry in [*spec.get("outs", []), *spec.get("metrics", [])]:
+        rel = next(iter(entry)) if isinstance(entry, dict) else entry
+        for key, value in overrides.items():
+            rel = rel.replace(f"${{item.{key}}}", str(value))
+        if rel in written or rel == str(executed_record(stage)) or rel.startswith("reports/executed/"):
+            continue
+        path = staging / rel
+        if path.suffix:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        else:
+            io.write_text(path / "SKIPPED.txt", f"stage {stage} skipped: {reason}\n")
+        made.append(rel)
+    return made
 
 
 def _fail(root: Path, staging: Path, executed: Path, sid: str, message: str) -> None:
@@ -134,11 +141,12 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
 
     staging = root / STAGING_DIR / sid
     shutil.rmtree(staging, ignore_errors=True)
-    executed = staging / "reports" / "executed" / f"{sid}.ipynb"
+    executed = staging / executed_record(sid)
     executed.parent.mkdir(parents=True)
     env_before = {k: os.environ.get(k) for k in (STAGING_ENV, STAGE_ID_ENV)}
     os.environ[STAGING_ENV], os.environ[STAGE_ID_ENV] = str(staging), sid
     t0 = time.time()
+    skipped = None
     print(f"vlstudy: stage {sid} ...", file=sys.stderr, flush=True)
     # Quiet unless asked: this runner prints the one line that matters (done, failed or interrupted). After a
     # Ctrl-C, nbclient and asyncio would add their own tracebacks of the kernel being shut down.
@@ -155,8 +163,11 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
         if e.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
             _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
             return 130
-        _fail(root, staging, executed, sid, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
-        return 1
+        if e.ename == "StageSkipped":  # nothing to compute: recorded like a finished stage (`Stage.skip`)
+            skipped = e.evalue
+        else:
+            _fail(root, staging, executed, sid, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
+            return 1
     except KeyboardInterrupt:
         _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
         return 130
@@ -169,14 +180,13 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
 
     manifest = staging / ".outputs.json"
     outputs = json.loads(manifest.read_text()) if manifest.exists() else []
-    records = [str(run_record(sid, gatherer)) for gatherer in (False, True)]
-    run_rel = next((r for r in records if r in outputs), None)
-    if run_rel is None:
-        _fail(root, staging, executed, sid, f"did not call stage.finish() (no {records[0]})")
+    if skipped is not None:
+        outputs += _placeholders(root, staging, stage, overrides, skipped, outputs)
+    run_rel = str(run_record(sid))
+    if run_rel not in outputs:
+        _fail(root, staging, executed, sid, f"did not call stage.finish() (no {run_rel})")
         return 1
-    html_rel = f"reports/html/{sid}.html"
-    _offline_html(executed, staging / html_rel)
-    commit_staged(staging, root, [f"reports/executed/{sid}.ipynb", html_rel, *outputs])
+    commit_staged(staging, root, [str(executed_record(sid)), *outputs])
     shutil.rmtree(staging, ignore_errors=True)
     for work in (root / WORK_DIR).glob(f"{sid}-*"):  # the run is complete: its resumable work is not needed
         shutil.rmtree(work, ignore_errors=True)

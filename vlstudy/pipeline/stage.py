@@ -38,7 +38,8 @@ from vlstudy import io
 from vlstudy.config import RECIPE_SECTION, read_params, resolve_section, to_dict
 from vlstudy.plotting import use_cjk_font
 
-__all__ = ["Stage", "find_root", "stage_id", "run_record", "commit_staged", "PARAMS_FILE", "PROFILE_FILE",
+__all__ = ["Stage", "StageSkipped", "find_root", "stage_id", "run_record", "executed_record", "GATHERERS",
+           "commit_staged", "PARAMS_FILE", "PROFILE_FILE",
            "STAGING_ENV", "STAGE_ID_ENV", "STAGING_DIR", "WORK_DIR"]
 
 STAGING_ENV = "VLSTUDY_STAGING"
@@ -49,6 +50,12 @@ STAGING_DIR = Path(".vlstudy") / "staging"
 PROFILE_FILE = Path(".vlstudy") / "profile"
 
 log = logging.getLogger("vlstudy.pipeline")
+
+
+class StageSkipped(Exception):
+    """Raised by `Stage.skip`: the stage has nothing to compute (the data it needs is absent from a partial
+    release). Its metrics file says why; the runner records the stage as done (skipped), with placeholders for
+    its other outputs, so that DVC and the later stages go on."""
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -65,9 +72,19 @@ def stage_id(stage: str, cell: dict | None = None) -> str:
     return stage + "@" + "-".join(str(v) for v in cell.values()) if cell else stage
 
 
-def run_record(sid: str, gatherer: bool = False) -> Path:
+GATHERERS = ("report",)
+"""Stages that read every other stage's records (reports/metrics, runs, figures, executed notebooks): theirs go
+beside those folders (``reports/<id>.*``), never inside a folder they depend on, and they write no metrics file."""
+
+
+def run_record(sid: str) -> Path:
     """Where a stage's run record (resolved params, captions, timings) goes, relative to the root."""
-    return Path("reports") / f"{sid}.run.json" if gatherer else Path("reports/runs") / f"{sid}.json"
+    return Path("reports") / f"{sid}.run.json" if sid in GATHERERS else Path("reports/runs") / f"{sid}.json"
+
+
+def executed_record(sid: str) -> Path:
+    """Where the runner keeps a stage's executed notebook, relative to the root."""
+    return Path("reports") / f"{sid}.ipynb" if sid in GATHERERS else Path("reports/executed") / f"{sid}.ipynb"
 
 
 def commit_staged(staging: Path, root: Path, rels: list[str]) -> None:
@@ -235,26 +252,45 @@ class Stage:
         """Bookkeeping that is not a headline number (it goes to ``reports/runs/<stage id>.json``)."""
         self.run_info.update(info)
 
+    def require(self, *splits: tuple[str, str], data: str | Path = "data/prepared") -> None:
+        """Skip the stage (`skip`) unless every (task, split) it needs is in the ingested data.
+
+        A partial copy of the release (only some official CSVs) leaves some splits absent; the data stage records
+        them in ``manifest.json``. A stage that needs one of them has nothing to compute: it says so in its
+        metrics and the report, instead of failing.
+        """
+        from vlstudy.data.prepared import present_in_manifest, read_manifest
+
+        folder = self.root / data
+        if not (folder / "manifest.json").is_file():
+            return  # not prepared yet: the stage's own reading reports the missing input
+        manifest = read_manifest(folder)
+        absent = [f"{task} {split}" for task, split in splits if not present_in_manifest(manifest, task, split)]
+        if absent:
+            self.skip(f"the ingested data has no {', '.join(absent)} split (absent from the release's CSVs)")
+
+    def skip(self, reason: str) -> None:
+        """Finish the stage as skipped: the metrics file holds ``skipped: reason`` and the run stops here."""
+        self.metrics = {"skipped": reason}
+        self.headline(f"skipped: {reason}")
+        self.finish()
+        raise StageSkipped(reason)
+
     def headline(self, text: str) -> None:
         """The one line the console prints when the stage is done, e.g. ``"top-1 46.0 [43.8, 48.7]"``."""
         self.run_info["headline"] = text
 
-    def finish(self, metrics: bool = True) -> Path:
-        """Write the metrics and run files; run by hand, also move the staged outputs into place. Call once.
-
-        Args:
-            metrics: write ``reports/metrics/<stage id>.json``. False for the report, which reads every stage's
-            metrics, figures and run records (its own run record then goes to ``reports/<stage id>.run.json``,
-            outside the folders it depends on).
-        """
-        if metrics:
+    def finish(self) -> Path:
+        """Write the metrics and run files (a gatherer, `GATHERERS`, writes no metrics file); run by hand, also
+        move the staged outputs into place. Call once."""
+        if self.id not in GATHERERS:
             io.write_json(self.output(Path("reports/metrics") / f"{self.id}.json"), self.metrics)
         self.run_info.update(stage=self.id, profile=self.profile, seconds=round(time.time() - self._t0, 2),
                              params=to_dict(self.params))
-        io.write_json(self.output(run_record(self.id, gatherer=not metrics)), self.run_info)
+        io.write_json(self.output(run_record(self.id)), self.run_info)
         if not self.by_runner:
             commit_staged(self.staging, self.root, self._outputs)
             shutil.rmtree(self.staging, ignore_errors=True)
             print(f"vlstudy: stage {self.id} finished by hand; outputs moved into place "
                   f"({', '.join(self._outputs)}). `dvc commit` records them for DVC.")
-        return self.root / run_record(self.id, gatherer=not metrics)
+        return self.root / run_record(self.id)

@@ -21,9 +21,9 @@ import nbformat
 import pandas as pd
 
 from vlstudy import io
-from vlstudy.fonts import embed_cjk_font
+from vlstudy.fonts import cjk_characters, embed_cjk_font, font_face_css
 
-__all__ = ["ReportParams", "current_stage_ids", "collect_stages", "build_index", "flatten_metrics"]
+__all__ = ["ReportParams", "current_stage_ids", "collect_stages", "render_notebooks", "build_index", "flatten_metrics"]
 
 CSS = """
 body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -117,6 +117,30 @@ def collect_stages(root: Path, stage_ids: list[str] | None = None) -> list[dict]
     return stages
 
 
+def render_notebooks(root: Path, stage_ids: list[str], out_dir: Path) -> list[Path]:
+    """Render each stage's executed notebook (``reports/executed/<id>.ipynb``) to HTML that opens offline.
+
+    Figures stay inlined as PNG, no script is loaded from a CDN, and the CJK font is embedded: one subset of it
+    covering every page's characters, built once (subsetting costs ~1 s; the pages share it). One process for all
+    pages, so nbconvert is imported once. Returns the pages written.
+    """
+    import re
+
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.mathjax_url = ""  # no MathJax from a CDN: the page must open offline (stage notebooks use no LaTeX)
+    bodies = {}
+    for sid in stage_ids:
+        executed = Path(root) / "reports" / "executed" / f"{sid}.ipynb"
+        if executed.is_file():
+            body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+            bodies[sid] = re.sub(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>', "", body)
+    css = font_face_css(cjk_characters("".join(bodies.values()))) if bodies else ""
+    return [io.write_text(Path(out_dir) / f"{sid}.html", embed_cjk_font(body, css)) for sid, body in bodies.items()]
+
+
 def _cell(value: object) -> str:
     if isinstance(value, bool):
         return f"<span class={'holds' if value else 'fails'}>{'HOLDS' if value else 'FAILS'}</span>"
@@ -152,7 +176,7 @@ def _key_params(run: dict) -> str:
     return f"<p class=small>parameters (as params.yaml gives them; the rest from the recipe): {items}</p>"
 
 
-def _stage_html(s: dict) -> list[str]:
+def _stage_html(s: dict, rendered: set[str] | None) -> list[str]:
     sid = html.escape(s["id"])
     parts = [f"<h2 id='{sid}'>{html.escape(s['title'])}</h2>"]
     if s["intro"]:
@@ -160,7 +184,7 @@ def _stage_html(s: dict) -> list[str]:
     meta = f"stage <code>{sid}</code>"
     if s["run"].get("seconds") is not None:
         meta += f" · {s['run']['seconds']:.0f} s"
-    if s["html"].exists():
+    if (s["id"] in rendered) if rendered is not None else s["html"].exists():
         meta += f" · <a href='html/{html.escape(s['html'].name)}'>executed notebook</a>"  # index.html is in reports/
     parts += [f"<p class=small>{meta}</p>", _key_params(s["run"])]
     titles = s["run"].get("tables", {})
@@ -183,8 +207,12 @@ def _stage_html(s: dict) -> list[str]:
 
 
 def build_index(root: Path, out_path: Path, title: str = ReportParams.title, data_note: str = "",
-                profile: str = "default", stage_ids: list[str] | None = None) -> Path:
-    """Write the report page to `out_path`; returns it (see the module docstring)."""
+                profile: str = "default", stage_ids: list[str] | None = None,
+                rendered: set[str] | None = None) -> Path:
+    """Write the report page to `out_path`; returns it (see the module docstring).
+
+    `rendered`: the stage ids whose HTML page (``reports/html/<id>.html``) this run wrote and the page links to
+    (default: those whose page exists)."""
     root = Path(root)
     stages = [s for s in collect_stages(root, stage_ids) if s["stage"] != "report"]
     full_title = title if profile == "default" else f"{title} — profile {profile}"
@@ -200,7 +228,7 @@ def build_index(root: Path, out_path: Path, title: str = ReportParams.title, dat
                                    for s in stages) + "</nav>")
     parts.append("<h2 id=findings>Findings: the papers' claims, checked</h2>" + _findings_html(root / "reports"))
     for s in stages:
-        parts += _stage_html(s)
+        parts += _stage_html(s, rendered)
     timing = pd.DataFrame([{"stage": s["id"], "seconds": s["run"].get("seconds")} for s in stages])
     if not timing.empty:
         total = timing["seconds"].fillna(0).sum()
