@@ -2,10 +2,10 @@
 
 Follows the Youku-mPLUG downstream datasets (X-PLUG/Youku-mPLUG, ``dataset/video_downstream_datasets.py``):
 train items read ``sample='rand'`` frames with the train transform, eval items ``sample='middle'`` frames with the
-eval transform (:mod:`vlstudy.data.video`, :mod:`vlstudy.data.transforms`). Frames per clip are task settings;
-the study's defaults are :data:`TASK_NUM_FRAMES` (classification 8 and captioning 16 as in the official
-``configs/cls`` and ``configs/caption`` YAML files, retrieval 4 as the official ``video_retrieval_dataset_train``
-default, pre-training 4 as the study's protocol table).
+eval transform (:mod:`vlstudy.data.video`, :mod:`vlstudy.data.transforms`). Frames per clip are task settings
+(the task configs' defaults: classification 8 and captioning 16 as in the official ``configs/cls`` and
+``configs/caption`` YAML files, retrieval 4 as the official ``video_retrieval_dataset_train`` default, pre-training
+4 as the study's protocol table).
 
 Differences from the official datasets, on purpose:
 
@@ -45,12 +45,10 @@ from vlstudy.data.schema import RECORD_COLUMNS, validate_frame
 from vlstudy.data.transforms import TransformConfig, eval_transform, train_transform
 from vlstudy.data.video import Backend, VideoReadError, read_clip, sample_frame_indices
 
-__all__ = ["TASK_NUM_FRAMES", "VideoDataset", "item_rng", "decode_item", "collate_videos", "SkipLog", "VideoLoader",
+__all__ = ["VideoDataset", "item_rng", "decode_item", "collate_videos", "SkipLog", "VideoLoader",
            "make_loader"]
 
 logger = logging.getLogger("vlstudy.data")
-
-TASK_NUM_FRAMES = {"pretrain": 4, "classification": 8, "captioning": 16, "retrieval": 4}
 
 _ITEM_STREAM = 1    # last word of an item's seed: [seed, epoch, index, 1]
 
@@ -97,7 +95,7 @@ class VideoDataset(Dataset):
 
     Args:
         records: a table in the record schema (:mod:`vlstudy.data.schema`).
-        num_frames: frames per clip (T); see :data:`TASK_NUM_FRAMES`.
+        num_frames: frames per clip (T); each task config sets its own (the official protocol values).
         mode: ``"train"`` (``rand`` frames, random crop and flip) or ``"eval"`` (``middle`` frames, resize).
         image_size: side S of the output frames.
         seed: base of every item's randomness (train mode), >= 0.

@@ -145,7 +145,7 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
             test = decoded["test"][1]
             io.write_table(out / "predictions_test.csv",
                            pd.DataFrame({"video_id:FILE": test["video_id"], "caption": test["prediction"]}))
-        model.save_pretrained(out / "model")
+        shutil.copytree(summary.final_dir, out / "model", dirs_exist_ok=True)  # the trainer's export (FSDP: gathered)
         shutil.copy(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics=interval_summary(metrics, config.seed, config.n_boot),

@@ -115,7 +115,7 @@ def run(config: PretrainALPROConfig, paths: TaskPaths) -> TaskResult | None:
         return None
     out = Path(paths.out)
     with timer("write"):
-        model.save_pretrained(out / "model")
+        shutil.copytree(summary.final_dir, out / "model", dirs_exist_ok=True)  # the trainer's export (FSDP: gathered)
         shutil.copy(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics={f"val_{k}": v for k, v in summary.metrics.items()},

@@ -167,7 +167,7 @@ def run(config: PretrainVideoConfig, paths: TaskPaths) -> TaskResult | None:
         return None
     out = Path(paths.out)
     with timer("write"):
-        model.save_pretrained(out / "model")
+        shutil.copytree(summary.final_dir, out / "model", dirs_exist_ok=True)  # the trainer's export (FSDP: gathered)
         shutil.copy(summary.log_path, out / "train_log.jsonl")
         io.write_table(out / "examples.csv", generated.assign(title=examples["title"].values)[
             ["video_id", "title", "generated"]])
