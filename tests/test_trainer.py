@@ -210,3 +210,20 @@ def test_hugging_face_model_checkpointing_and_export(tmp_path):
     # the tied LM head is the token embedding: stored once in the checkpoint, under the embedding's name
     weights = load_file(latest_checkpoint(tmp_path / "checkpoints") / "model.safetensors")
     assert "transformer.wte.weight" in weights and "lm_head.weight" not in weights
+
+
+def test_epochs_ignored_under_max_steps_is_said(tmp_path):
+    """With max_steps set the run's length is max_steps: a changed `epochs` would silently change nothing."""
+    import warnings as w
+
+    from vlstudy.train.trainer import TrainConfig, Trainer
+
+    data = [{"x": torch.tensor([1.0])}] * 8
+    model = torch.nn.Linear(1, 1)
+    with pytest.warns(UserWarning, match=r"train.epochs=20 is ignored: train.max_steps=3 sets the run's length"):
+        Trainer(model, TrainConfig(epochs=20, max_steps=3, batch_size=2), data, torch.utils.data.default_collate,
+                lambda m, b: {"loss": m(b["x"]).sum()}, tmp_path)
+    with w.catch_warnings():
+        w.simplefilter("error")
+        Trainer(model, TrainConfig(epochs=2, batch_size=2), data, torch.utils.data.default_collate,
+                lambda m, b: {"loss": m(b["x"]).sum()}, tmp_path / "b")

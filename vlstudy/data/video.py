@@ -36,6 +36,10 @@ from vlstudy.io import atomic_path
 
 try:
     import decord
+
+    # FFmpeg's own "ERROR opening ..." lines for an unreadable file would reach the console; the failure is
+    # reported (or counted as a skip) through VideoReadError instead, naming the file.
+    decord.logging.set_level(decord.logging.QUIET)
 except ImportError:  # decord has no wheel for some platforms; PyAV then reads everything
     decord = None
 

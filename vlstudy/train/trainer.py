@@ -41,6 +41,7 @@ import inspect
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,9 @@ class Trainer:
                 f"{self.dist.world_size} process(es) x grad_accum_steps {config.grad_accum_steps})"
             )
         self.max_steps = config.max_steps if config.max_steps is not None else config.epochs * self.steps_per_epoch
+        if config.max_steps is not None and self.is_main:
+            warnings.warn(f"train.epochs={config.epochs} is ignored: train.max_steps={config.max_steps} sets the run's "
+                          f"length ({config.max_steps / self.steps_per_epoch:.2g} epochs of this data)", stacklevel=2)
         if config.warmup_steps > self.max_steps:
             raise ValueError(f"warmup_steps {config.warmup_steps} exceeds the run's {self.max_steps} steps")
         self.samples_per_step = global_batch * config.grad_accum_steps
