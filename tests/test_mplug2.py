@@ -131,8 +131,9 @@ def test_each_objective_falls_over_a_few_steps(tokenizer, video):
         history.append({k: v.item() for k, v in losses.items()})
     trace = {name: [round(h[name], 2) for h in history[::6]] for name in ("vtc", "vtm", "lm")}
     last = {name: sum(h[name] for h in history[-3:]) / 3 for name in trace}
-    assert last["vtc"] < 0.1 < math.log(4) - 1, trace  # the 4 pairs are told apart
-    assert last["vtm"] < 0.6 < 0.637, trace  # below the prior: matching pairs are recognised
+    prior = -(math.log(1 / 3) / 3 + 2 * math.log(2 / 3) / 3)  # 0.637: the log-loss of guessing 1 match in 3
+    assert last["vtc"] < 0.1, trace  # the 4 pairs are told apart (chance: log 4 = 1.39)
+    assert last["vtm"] < prior - 0.03, trace  # below the prior: matching pairs are recognised
     assert last["lm"] < 0.3 * history[0]["lm"], trace  # the titles are learned
 
 

@@ -15,7 +15,7 @@ from transformers import BertConfig, PreTrainedConfig
 from vlstudy.config import derived
 from vlstudy.models.video_encoder import VideoEncoderConfig
 
-__all__ = ["MPLUG2TextConfig", "MPLUG2Config"]
+__all__ = ["MPLUG2Config", "MPLUG2TextConfig"]
 
 
 @strict

@@ -61,8 +61,16 @@ from vlstudy.models.prompting import IGNORE_INDEX, TextBatch, tokenize_prompts
 from vlstudy.models.text_lm import load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderMixin, VideoEncoderModel
 
-__all__ = ["MPLUG2Config", "MPLUG2TextConfig", "UniversalLayers", "MPLUG2Model", "MPLUG2ForRetrieval",
-           "MPLUG2ForPretraining", "MPLUG2ForCaptioning", "MPLUG2ForClassification"]
+__all__ = [
+    "MPLUG2Config",
+    "MPLUG2ForCaptioning",
+    "MPLUG2ForClassification",
+    "MPLUG2ForPretraining",
+    "MPLUG2ForRetrieval",
+    "MPLUG2Model",
+    "MPLUG2TextConfig",
+    "UniversalLayers",
+]
 
 logger = logging.getLogger("vlstudy.models")
 
