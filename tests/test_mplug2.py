@@ -53,7 +53,8 @@ def video():
 
 def test_shapes_and_derived_widths(model, video, tokenizer):
     ids, mask = model.tokenize(TEXTS)
-    assert ids[2].tolist()[:6] == [tokenizer.cls_token_id, *tokenizer("篮球比赛")["input_ids"], tokenizer.sep_token_id]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert ids[2].tolist()[:6] == [cls, *tokenizer("篮球比赛")["input_ids"], sep]
     assert model.video_encoder(video).shape == model.encode_video(video).shape == (4, 1 + 4 * 2, 32)
     text = model.encode_text(ids, mask)
     assert text.shape == (4, ids.shape[1], 32)
@@ -206,7 +207,8 @@ def test_save_load_round_trip_is_bit_identical(model, video, tmp_path):
     assert torch.equal(loaded.generate_ids(video, num_beams=5, max_new_tokens=6),
                        model.generate_ids(video, num_beams=5, max_new_tokens=6))
     # the decoder's output layer stays tied to its input embeddings
-    assert loaded.text_decoder.cls.predictions.decoder.weight is loaded.text_decoder.bert.embeddings.word_embeddings.weight
+    decoder = loaded.text_decoder
+    assert decoder.cls.predictions.decoder.weight is decoder.bert.embeddings.word_embeddings.weight
 
 
 def test_a_pretraining_checkpoint_loads_into_every_task_class(model, video, tmp_path, caplog):
@@ -300,3 +302,40 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(stage, tokeniz
         torch.testing.assert_close(checkpointed_grads[name], grad, rtol=0, atol=0, msg=name)
     # every block on the gradient path ran again in the backward pass: the video encoder's, and each BERT part's
     assert {name for name in recomputed if recomputed[name] > calls[name]} == blocks, (calls, recomputed)
+
+
+def test_the_captioning_task_drives_mplug2_like_mplug_video(model, video, tokenizer):
+    from vlstudy.tasks.captioning import (
+        CaptioningConfig,
+        FinetuneCaptioningParams,
+        captioning_loss,
+        generate_captions,
+    )
+
+    captioner = MPLUG2ForCaptioning(_config(), tokenizer).eval()
+    torch.testing.assert_close(captioning_loss(captioner, video, TEXTS)["loss"],
+                               captioner.caption_loss(video, TEXTS)["loss"])
+    assert captioning_loss(captioner, None, TEXTS)["loss"].item() == 0.0  # a batch of unreadable videos
+    config = CaptioningConfig(model="mplug2", num_beams=5, max_new_tokens=6)
+    assert generate_captions(captioner, video, config) == captioner.generate(video, num_beams=5, max_new_tokens=6)
+    params = FinetuneCaptioningParams(model="mplug2")
+    assert params.cell().model == "mplug2" and params.cell().init == "checkpoints/pretrain_mplug2/model"
+    with pytest.raises(ValueError, match=r"models.alpro: not a model this task trains \(mplug_video, mplug2\)"):
+        FinetuneCaptioningParams(models={"alpro": CaptioningConfig()})
+
+
+def test_the_look_inside_table_shows_one_module_serving_both_passes(model, video):
+    from vlstudy.tasks.inspect import look_inside_captioning, look_inside_mplug2
+
+    model.train()
+    steps, universal = look_inside_mplug2(model, video, TEXTS)
+    assert model.training and model.universal.layers[0].training  # the helper restores the mode it found
+    model.eval()
+    assert steps["tensor"].tolist()[:4] == ["(4, 2, 3, 32, 32)", "(4, 9, 32)", "(4, 3, 32)", "(4, 9, 32)"]
+    assert universal["same module object"].tolist() == [True, True]
+    assert universal["video pass input"].tolist() == ["(4, 3, 32)", "(4, 9, 32)"]  # the queries, then the video
+    layer = model.universal.layers[0]
+    assert universal.loc[0, "parameters both use"] + universal.loc[0, "video-only parameters (cross-attention)"] == \
+        sum(p.numel() for p in layer.parameters())
+    caption_steps = look_inside_captioning(model, video, TEXTS)
+    assert caption_steps["step"].tolist()[-1] == "LM loss"
