@@ -339,3 +339,27 @@ def test_the_look_inside_table_shows_one_module_serving_both_passes(model, video
         sum(p.numel() for p in layer.parameters())
     caption_steps = look_inside_captioning(model, video, TEXTS)
     assert caption_steps["step"].tolist()[-1] == "LM loss"
+
+
+def test_rerank_scores_the_top_k_pairs_by_the_matching_head(tokenizer):
+    """Retrieval's re-ranking (each video encoded once) gives every top-k pair exactly its `match_logits` score and
+    ranks every other pair below them, in its contrastive order."""
+    import numpy as np
+
+    from vlstudy.tasks.retrieval import RetrievalConfig, rerank
+
+    torch.manual_seed(0)
+    model = MPLUG2ForRetrieval(_config(), tokenizer).eval()
+    clips = torch.randn(5, 2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    texts = [*TEXTS, "小猫"]
+    similarity = np.random.default_rng(0).normal(size=(5, 5))  # (texts, videos)
+    out = rerank(model, [{"video": c} for c in clips], texts, similarity, RetrievalConfig(rerank_k=2, eval_batch_size=3))
+    top = {(t, int(v)) for t in range(5) for v in np.argsort(-similarity[t])[:2]}
+    top |= {(int(t), v) for v in range(5) for t in np.argsort(-similarity[:, v])[:2]}
+    with torch.no_grad():
+        for t, v in top:
+            expected = model.match_logits(clips[v:v + 1], *model.tokenize([texts[t]])).item()
+            assert out[t, v] == pytest.approx(expected, abs=1e-5), (t, v)
+    rest = [(t, v) for t in range(5) for v in range(5) if (t, v) not in top]
+    assert max(out[p] for p in rest) < min(out[p] for p in top)
+    np.testing.assert_allclose([out[p] - similarity[p] for p in rest], out[rest[0]] - similarity[rest[0]])

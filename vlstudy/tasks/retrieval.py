@@ -200,7 +200,8 @@ def rerank(model: ALPROForPretraining | MPLUG2ForRetrieval, dataset, texts: list
     """ALPRO's (and mPLUG-2's) inference: each query's top-k candidates (both directions) re-scored by the VTM head.
 
     Pairs outside every top-k keep their contrastive score shifted below all re-scored ones, so they rank after
-    them in their original order. Runs on rank 0.
+    them in their original order. Each candidate video is encoded once (not once per pair); a pair's score is then
+    `match_logits` on its fused CLS. Runs on rank 0.
     """
     k = min(config.rerank_k, similarity.shape[0], similarity.shape[1])
     pairs = set()
@@ -213,11 +214,19 @@ def rerank(model: ALPROForPretraining | MPLUG2ForRetrieval, dataset, texts: list
     scores = np.empty(len(pairs))
     model.eval()
     with torch.no_grad():
+        candidates = sorted({v for _, v in pairs})
+        video_embeds = {}  # video index → (S, D) video tokens
+        for start in range(0, len(candidates), config.eval_batch_size):
+            chunk = candidates[start:start + config.eval_batch_size]
+            video_embeds.update(zip(chunk, model.encode_video(torch.stack([dataset[v]["video"] for v in chunk]).to(
+                device))))
         for start in range(0, len(pairs), config.eval_batch_size):
             chunk = pairs[start:start + config.eval_batch_size]
-            video = torch.stack([dataset[v]["video"] for _, v in chunk]).to(device)
             ids, mask = model.tokenize([texts[t] for t, _ in chunk])
-            scores[start:start + len(chunk)] = model.match_logits(video, ids, mask).float().cpu().numpy()
+            fused_cls = model.fuse(model.encode_text(ids, mask), mask,
+                                   torch.stack([video_embeds[v] for _, v in chunk]))[:, 0]  # (P, D)
+            logits = model.itm_head(fused_cls)  # (P, 2)
+            scores[start:start + len(chunk)] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
     out = similarity - (similarity.max() - scores.min() + 1.0)  # every pair left out now ranks below the rest
     for (t, v), s in zip(pairs, scores):
         out[t, v] = s
