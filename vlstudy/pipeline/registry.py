@@ -21,6 +21,7 @@ STAGES: dict[str, str] = {
     "pretrain_text_lm": "vlstudy.tasks.text_lm:TextLMTaskConfig",
     "pretrain_video": "vlstudy.tasks.pretrain_video:PretrainVideoConfig",
     "pretrain_alpro": "vlstudy.tasks.pretrain_alpro:PretrainALPROConfig",
+    "pretrain_mplug2": "vlstudy.tasks.pretrain_mplug2:PretrainMPLUG2Config",
     "finetune_classification": "vlstudy.tasks.classification:FinetuneClassificationParams",
     "finetune_captioning": "vlstudy.tasks.captioning:FinetuneCaptioningParams",
     "finetune_retrieval": "vlstudy.tasks.retrieval:FinetuneRetrievalParams",

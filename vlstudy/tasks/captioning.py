@@ -1,7 +1,8 @@
-"""Video captioning (Youku-mPLUG Table 5).
+"""Video captioning (Youku-mPLUG Table 4, captioning columns), for each generative model of the kit.
 
-Protocol (official ``caption_gpt3_*_youku_v0``; shared/DESIGN.md): 16 frames; fine-tune mPLUG-video with lr 2e-5
-and 100 warmup steps on ``[BOS] caption [EOS]`` after the video prefix and an empty prompt; decode with beam search
+Protocol (official ``caption_gpt3_*_youku_v0``; shared/DESIGN.md): 16 frames; fine-tune with lr 2e-5 and 100
+warmup steps on ``[BOS] caption [EOS]``: mPLUG-video after the video prefix and an empty prompt (its frozen LM),
+mPLUG-2 through its text decoder reading the video tokens (`vlstudy.models.mplug2`); decode with beam search
 (5 beams, length penalty 1); score against every reference after the official normalisation (non-CJK characters
 deleted, characters space-separated) with pycocoevalcap's BLEU-1..4, METEOR, ROUGE-L and CIDEr, keeping each
 item's scores for the bootstrap intervals. (The official script decodes greedily; the paper and DESIGN.md say
@@ -13,13 +14,15 @@ Outputs in ``paths.out``: ``model/``, ``predictions_val.csv`` (video, prediction
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args, get_type_hints
 
 import pandas as pd
+import torch
 
 from vlstudy import io
 from vlstudy.config import check_positive
@@ -27,6 +30,7 @@ from vlstudy.data.datasets import collate_videos
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.captioning import caption_metrics
+from vlstudy.models.mplug2 import MPLUG2ForCaptioning
 from vlstudy.models.mplug_video import MPLUGVideoModel
 from vlstudy.tasks.common import (
     PhaseTimer,
@@ -40,17 +44,27 @@ from vlstudy.tasks.common import (
     predict,
     training_record,
     video_dataset,
+    zero_loss,
 )
 from vlstudy.tasks.pretrain_video import caption_loss
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["CONFIG", "CaptioningConfig", "run"]
+__all__ = [
+    "CONFIG",
+    "MODEL_CLASSES",
+    "CaptioningConfig",
+    "FinetuneCaptioningParams",
+    "captioning_loss",
+    "generate_captions",
+    "run",
+]
 
 
 @dataclass
 class CaptioningConfig:
     """Attributes:
-        init: the pre-trained mPLUG-video folder.
+        model: which model: ``mplug_video`` or ``mplug2``.
+        init: the pre-trained model folder (its ``config.json`` fixes the architecture).
         pretrained: load its weights (False: the same architecture from scratch).
         num_frames: frames per clip (official: 16).
         decode: frame decoding and caching.
@@ -66,6 +80,7 @@ class CaptioningConfig:
             notebook's kernel.
     """
 
+    model: Literal["mplug_video", "mplug2"] = "mplug_video"
     init: str = "checkpoints/pretrain_video/model"
     pretrained: bool = True
     num_frames: int = 16
@@ -87,6 +102,9 @@ class CaptioningConfig:
 
 CONFIG = CaptioningConfig
 
+# The model class each `CaptioningConfig.model` value fine-tunes.
+MODEL_CLASSES = {"mplug_video": MPLUGVideoModel, "mplug2": MPLUG2ForCaptioning}
+
 
 def with_captions(records: pd.DataFrame, name: str) -> pd.DataFrame:
     """`records`, checked to have at least one caption each (a training item's first caption is its target)."""
@@ -102,9 +120,27 @@ def first_captions(batch: dict) -> list[str]:
     return [captions[0] for captions in batch["captions"]]
 
 
+def captioning_loss(model: MPLUGVideoModel | MPLUG2ForCaptioning, video: torch.Tensor | None,
+                    captions: list[str]) -> dict[str, torch.Tensor]:
+    """The LM loss of `captions` given their videos, for either model (zero when the whole batch was skipped)."""
+    if isinstance(model, MPLUGVideoModel):
+        return caption_loss(model, video, captions)
+    return zero_loss(model) if video is None else model.caption_loss(video, captions)
+
+
+def generate_captions(model: MPLUGVideoModel | MPLUG2ForCaptioning, video: torch.Tensor,
+                      config: CaptioningConfig) -> list[str]:
+    """One caption per clip of `video` (B, T, C, H, W), decoded as `config` says (mPLUG-video: empty prompt)."""
+    options = {"num_beams": config.num_beams, "length_penalty": config.length_penalty,
+               "max_new_tokens": config.max_new_tokens}
+    if isinstance(model, MPLUGVideoModel):
+        return model.generate(video, [""] * video.shape[0], **options)
+    return model.generate(video, **options)
+
+
 def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
-    model = load_model(MPLUGVideoModel, config.init, config.pretrained, config.num_frames)
+    model = load_model(MODEL_CLASSES[config.model], config.init, config.pretrained, config.num_frames)
     encoder = model.config.video
     train_records = with_captions(load_split(paths.data, "captioning", "train"), "captioning train")
     with timer("decode"):
@@ -112,12 +148,10 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
                                   ("captions",))
     with timer("train"):
         summary = Trainer(model, model_train_config(model, config.train), train_set, collate_videos,
-                          lambda m, b: caption_loss(m, b["video"], first_captions(b)), Path(paths.work)).fit()
+                          lambda m, b: captioning_loss(m, b["video"], first_captions(b)), Path(paths.work)).fit()
 
     def decode(m, batch):
-        return {"prediction": m.generate(batch["video"], [""] * len(batch["video_id"]), num_beams=config.num_beams,
-                                         length_penalty=config.length_penalty,
-                                         max_new_tokens=config.max_new_tokens)}
+        return {"prediction": generate_captions(m, batch["video"], config)}
 
     splits = ("val", "test") if config.predict_test else ("val",)
     decoded = {}
@@ -149,12 +183,18 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
         shutil.copy(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics=interval_summary(metrics, config.seed, config.n_boot),
-        protocol={"split": "val", "videos": len(records), "references": int(records["captions"].map(len).sum()),
+        protocol={"split": "val", "model": config.model, "videos": len(records), "references": int(records["captions"].map(len).sum()),
                   "frames": encoder.num_frames, "sampler": "middle", "decoding": f"beam {config.num_beams}, "
                   f"length penalty {config.length_penalty}", "normalisation": "non-CJK deleted, one token per "
                   "character", "interval": f"95% bootstrap over videos ({config.n_boot})"},
         training=training_record(summary, model),
         timings=timer.seconds)
+
+
+def _default_models() -> dict[str, CaptioningConfig]:
+    return {"mplug_video": CaptioningConfig(), "mplug2": CaptioningConfig(
+        init="checkpoints/pretrain_mplug2/model", train=TrainConfig(lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=10,
+                                                                    batch_size=16))}
 
 
 @dataclass
@@ -163,17 +203,22 @@ class FinetuneCaptioningParams:
 
     Attributes:
         model: the cell a run trains (the DVC matrix sets it; a key of `models`).
-        models: each model's run.
+        models: each model's run; the key names the model.
     """
 
     MATRIX: ClassVar[tuple[str, ...]] = ("model",)
 
     model: str = "mplug_video"
-    models: dict[str, CaptioningConfig] = field(default_factory=lambda: {"mplug_video": CaptioningConfig()})
+    models: dict[str, CaptioningConfig] = field(default_factory=_default_models)
 
     def __post_init__(self) -> None:
+        kinds = get_args(get_type_hints(CaptioningConfig)["model"])
+        for name in self.models:
+            if name not in kinds:
+                raise ValueError(f"models.{name}: not a model this task trains ({', '.join(kinds)})")
         if self.model not in self.models:
             raise ValueError(f"model {self.model!r} is not one of {', '.join(self.models)}")
+        self.models = {name: dataclasses.replace(config, model=name) for name, config in self.models.items()}
 
     def cell(self) -> CaptioningConfig:
         """The run of the cell `model`."""

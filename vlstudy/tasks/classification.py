@@ -3,13 +3,13 @@
 Protocol (official ``run_cls_distributed_gpt3.py``; shared/DESIGN.md): 8 frames; fine-tuning with AdamW, lr 2e-5,
 100 warmup steps. mPLUG-video ranks all 45 class names by the un-normalised sum of their log-likelihood after
 ``视频标题：{title} 视频类目：`` (softmax over the 45 gives top-1/top-5) and reports an MLP head beside it; its
-training loss is the generation loss of the true class name plus the head's cross-entropy. The ALPRO-style
-baseline has a classification head on its fusion CLS. Reported on val (the test split has no released labels);
+training loss is the generation loss of the true class name plus the head's cross-entropy. The ALPRO-style and
+mPLUG-2-style baselines have a classification head on their fused CLS. Reported on val (the test split has no released labels);
 test predictions are written as a submission file.
 
 Modalities (the ablation): ``vision_language`` reads video and title; ``vision`` formats the prompt with an empty
-title; ``language`` gives no video (mPLUG-video keeps its learned queries as a soft prompt; ALPRO reads its text
-CLS). ``pretrained=False`` keeps the architecture of ``init`` but not its weights: the video side starts from
+title; ``language`` gives no video (mPLUG-video keeps its learned queries as a soft prompt; ALPRO and mPLUG-2 read
+their text CLS). ``pretrained=False`` keeps the architecture of ``init`` but not its weights: the video side starts from
 scratch (the LM of mPLUG-video stays the text-LM stage's, as it is frozen in every variant).
 
 Outputs in ``paths.out``: ``predictions_val.parquet`` (per item: label and both score sets), ``per_item.csv``,
@@ -38,6 +38,7 @@ from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.classification import classification_metrics
 from vlstudy.models.alpro import ALPROForClassification
+from vlstudy.models.mplug2 import MPLUG2ForClassification
 from vlstudy.models.mplug_video import MPLUGVideoForClassification, classification_prompt
 from vlstudy.tasks.common import (
     PhaseTimer,
@@ -64,7 +65,7 @@ Modality = Literal["vision_language", "vision", "language"]
 @dataclass
 class ClassificationConfig:
     """Attributes:
-        model: which model: ``mplug_video`` or ``alpro``.
+        model: which model: ``mplug_video``, ``alpro`` or ``mplug2``.
         init: a pre-trained model folder (its ``config.json`` fixes the architecture).
         pretrained: load the weights of `init` (False: the same architecture from scratch).
         modality: what the model reads.
@@ -79,7 +80,7 @@ class ClassificationConfig:
             notebook's kernel.
     """
 
-    model: Literal["mplug_video", "alpro"] = "mplug_video"
+    model: Literal["mplug_video", "alpro", "mplug2"] = "mplug_video"
     init: str = "checkpoints/pretrain_video/model"
     pretrained: bool = True
     modality: Modality = "vision_language"
@@ -101,7 +102,8 @@ CONFIG = ClassificationConfig
 
 
 # The model class each `ClassificationConfig.model` value fine-tunes.
-MODEL_CLASSES = {"mplug_video": MPLUGVideoForClassification, "alpro": ALPROForClassification}
+MODEL_CLASSES = {"mplug_video": MPLUGVideoForClassification, "alpro": ALPROForClassification,
+                 "mplug2": MPLUG2ForClassification}
 
 
 def model_inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, list[str]]:
@@ -111,8 +113,9 @@ def model_inputs(modality: Modality, batch: dict) -> tuple[torch.Tensor | None, 
     return video, titles
 
 
-def _alpro_logits(model: ALPROForClassification, video: torch.Tensor | None, titles: list[str],
-                  modality: Modality) -> torch.Tensor:
+def _head_logits(model: ALPROForClassification | MPLUG2ForClassification, video: torch.Tensor | None,
+                 titles: list[str], modality: Modality) -> torch.Tensor:
+    """The classification head's logits (B, 45) of an encoder model (ALPRO, mPLUG-2) on what `modality` shows."""
     ids = mask = None
     if modality != "vision":
         ids, mask = model.tokenize(titles)
@@ -127,25 +130,25 @@ def loss_fn(config: ClassificationConfig):
         labels = torch.as_tensor(batch["label"])
         return model.classification_loss(video, [classification_prompt(t) for t in titles], labels)
 
-    def alpro(model: ALPROForClassification, batch: dict) -> dict[str, torch.Tensor]:
+    def encoder(model: ALPROForClassification | MPLUG2ForClassification, batch: dict) -> dict[str, torch.Tensor]:
         if batch["video"] is None:
             return zero_loss(model)
         video, titles = model_inputs(config.modality, batch)
-        logits = _alpro_logits(model, video, titles, config.modality)
+        logits = _head_logits(model, video, titles, config.modality)
         return {"loss": F.cross_entropy(logits, torch.as_tensor(batch["label"], device=logits.device))}
 
-    return mplug if config.model == "mplug_video" else alpro
+    return mplug if config.model == "mplug_video" else encoder
 
 
 def score_fn(config: ClassificationConfig):
-    """Per-item class scores: ``generative`` and ``head`` for mPLUG-video, ``head`` for ALPRO."""
+    """Per-item class scores: ``generative`` and ``head`` for mPLUG-video, ``head`` for ALPRO and mPLUG-2."""
 
     def fn(model, batch):
         video, titles = model_inputs(config.modality, batch)
         if config.model == "mplug_video":
             scores = model.classify(video, [classification_prompt(t) for t in titles])
             return {"generative": scores.generative.float(), "head": scores.head.float()}
-        return {"head": _alpro_logits(model, video, titles, config.modality).float()}
+        return {"head": _head_logits(model, video, titles, config.modality).float()}
 
     return fn
 
@@ -238,7 +241,9 @@ def _default_variants() -> dict[str, VariantConfig]:
 
 def _default_models() -> dict[str, ClassificationConfig]:
     return {"alpro": ClassificationConfig(init="checkpoints/pretrain_alpro/model"),
-            "mplug_video": ClassificationConfig()}
+            "mplug_video": ClassificationConfig(),
+            "mplug2": ClassificationConfig(init="checkpoints/pretrain_mplug2/model", train=TrainConfig(
+                lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=20, batch_size=16))}
 
 
 @dataclass

@@ -18,14 +18,17 @@ from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import VideoDataset, collate_videos
 from vlstudy.data.prompts import classification_prompt
 from vlstudy.models.losses import sample_hard_negatives
+from vlstudy.models.mplug2 import MPLUG2Model
 from vlstudy.models.prompting import IGNORE_INDEX
 from vlstudy.tasks.classification import ClassificationConfig, model_inputs, score_fn
 
 __all__ = [
     "first_batch",
     "label_mask",
+    "look_inside_captioning",
     "look_inside_alpro",
     "look_inside_classification",
+    "look_inside_mplug2",
     "look_inside_mplug_video",
     "look_inside_text_lm",
 ]
@@ -88,8 +91,9 @@ def look_inside_mplug_video(model, video: torch.Tensor, prompts: Sequence[str],
 
 
 def label_mask(model, prompt: str, answer: str) -> pd.DataFrame:
-    """Which tokens of one ``[BOS] prompt answer [EOS]`` sequence carry the LM loss (the answer and EOS only)."""
-    batch = model.tokenize([prompt], [answer])
+    """Which tokens of one ``[BOS] prompt answer [EOS]`` sequence carry the LM loss (the answer and EOS only): for
+    mPLUG-video's frozen LM, or (with an empty prompt) mPLUG-2's text decoder."""
+    batch = model.tokenize_captions([answer]) if isinstance(model, MPLUG2Model) else model.tokenize([prompt], [answer])
     ids, labels = batch.input_ids[0].tolist(), batch.labels[0].tolist()
     tokens = model.tokenizer.convert_ids_to_tokens(ids)
     return pd.DataFrame({"token": tokens, "id": ids,
@@ -125,6 +129,74 @@ def look_inside_alpro(model, video: torch.Tensor, texts: Sequence[str],
     negatives = pd.DataFrame({"text": list(texts), "its hard-negative video": negative_video.tolist(),
                               "video's hard-negative text": negative_text.tolist()})
     return steps, negatives
+
+
+def look_inside_mplug2(model, video: torch.Tensor, texts: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The path of one batch through mPLUG-2, and proof that its universal layers serve video and text alike.
+
+    Returns:
+        (steps, universal): one row per step with its shape; one row per universal layer with the inputs its
+        self-attention module received on the text pass and on the video pass, whether it was the same module
+        object both times, and how many of its parameters both passes use (self-attention and MLP) or only the
+        video pass uses (cross-attention).
+    """
+    calls: list[tuple[str, int, str, int]] = []  # (pass, layer, input shape, id of the module)
+    current = ["text"]  # the pass running now
+    hooks = [layer.attention.register_forward_hook(
+        lambda module, args, out, i=i: calls.append((current[0], i, _shape(args[0]), id(module))))
+        for i, layer in enumerate(model.universal.layers)]
+    try:
+        with _inspecting(model):
+            ids, mask = model.tokenize(list(texts))
+            text_embeds = model.encode_text(ids, mask)  # (B, L, D)
+            current[0] = "video"
+            tokens = model.video_encoder(video)  # (B, 1 + N*T, D)
+            video_embeds = model.universal.video(tokens)  # (B, 1 + N*T, D)
+            fused = model.fuse(text_embeds, mask, video_embeds)  # (B, L, D)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    steps = pd.DataFrame([
+        ("video clips", _shape(video), "B clips of T frames"),
+        ("TimeSformer tokens", _shape(tokens), "CLS + N·T patch tokens"),
+        ("universal queries", f"({video.shape[0]}, {model.universal.queries.shape[0]}, {tokens.shape[2]})",
+         "Q learned queries read the video tokens (all universal layers but the last)"),
+        ("video after the universal layers", _shape(video_embeds), "the video tokens read the queries (last layer)"),
+        ("text tokens", _shape(text_embeds), "[CLS] text [SEP] through BERT's text layers, then the universal layers"),
+        ("fused text", _shape(fused), "fusion: text self-attends and cross-attends to the video tokens"),
+    ], columns=["step", "tensor", "note"])
+    rows = []
+    for i, layer in enumerate(model.universal.layers):
+        text_in = [c for c in calls if c[0] == "text" and c[1] == i]
+        video_in = [c for c in calls if c[0] == "video" and c[1] == i]
+        video_only = sum(p.numel() for p in layer.crossattention.parameters())
+        rows.append({"universal layer": i, "text pass input": text_in[0][2], "video pass input": video_in[0][2],
+                     "same module object": text_in[0][3] == video_in[0][3] == id(layer.attention),
+                     "parameters both use": sum(p.numel() for p in layer.parameters()) - video_only,
+                     "video-only parameters (cross-attention)": video_only})
+    return steps, pd.DataFrame(rows)
+
+
+def look_inside_captioning(model, video: torch.Tensor, captions: Sequence[str]) -> pd.DataFrame:
+    """The path of one captioning batch: mPLUG-video's (`look_inside_mplug_video`, empty prompt) or mPLUG-2's
+    (video tokens → universal layers → the text decoder reads them while it predicts the caption)."""
+    if not isinstance(model, MPLUG2Model):
+        return look_inside_mplug_video(model, video, [""] * len(captions), captions)
+    with _inspecting(model):
+        tokens = model.video_encoder(video)  # (B, 1 + N*T, D)
+        video_embeds = model.universal.video(tokens)  # (B, 1 + N*T, D)
+        batch = model.tokenize_captions(list(captions))  # (B, L)
+        logits = model.text_decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                    encoder_hidden_states=video_embeds).logits  # (B, L, V)
+        loss = model.lm_loss(video_embeds, batch)
+    return pd.DataFrame([
+        ("video clips", _shape(video), "B clips of T frames"),
+        ("TimeSformer tokens", _shape(tokens), "CLS + N·T patch tokens"),
+        ("video after the universal layers", _shape(video_embeds), "what the decoder's cross-attention reads"),
+        ("decoder tokens", _shape(batch.input_ids), "[BOS] caption [EOS], right-padded"),
+        ("token logits", _shape(logits), "causal: position i predicts token i + 1 from the tokens <= i and the video"),
+        ("LM loss", f"{float(loss):.3f}", "token mean over the caption and EOS"),
+    ], columns=["step", "tensor", "note"])
 
 
 def look_inside_text_lm(tokenizer, block: torch.Tensor, shown: int = 80) -> pd.DataFrame:

@@ -13,6 +13,9 @@ ways to score a (text, video) pair, each fine-tuned on the retrieval train split
   processes and gathered, so any number of processes gives the same matrix.
 * ``alpro``: the ALPRO-style model fine-tuned with VTC + VTM; scores are VTC similarities, and a second set
   re-ranks each query's top-k candidates by the VTM head (ALPRO's inference).
+* ``mplug2``: the mPLUG-2-style model, fine-tuned and scored the same way (its contrastive head and matching head,
+  the paper's "contrastive head and a matching head for the retrieval task"), with features after its universal
+  layers.
 
 Metrics: text→video and video→text R@1/5/10, median and mean rank (1-based), several ground-truth texts per video
 allowed, with 95% bootstrap intervals over videos.
@@ -40,6 +43,7 @@ from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.models.alpro import ALPROForPretraining
+from vlstudy.models.mplug2 import MPLUG2ForRetrieval
 from vlstudy.models.mplug_video import MPLUGVideoForContrastive, MPLUGVideoForMatching
 from vlstudy.tasks.captioning import first_captions, with_captions
 from vlstudy.tasks.common import (
@@ -61,22 +65,23 @@ from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams"]
 
-Method = Literal["mplug_contrastive", "mplug_matching", "alpro"]
+Method = Literal["mplug_contrastive", "mplug_matching", "alpro", "mplug2"]
 # The model class each method fine-tunes: the backbone with the heads its loss uses.
 MODEL_CLASSES = {"mplug_contrastive": MPLUGVideoForContrastive, "mplug_matching": MPLUGVideoForMatching,
-                 "alpro": ALPROForPretraining}
+                 "alpro": ALPROForPretraining, "mplug2": MPLUG2ForRetrieval}
+ENCODERS = (ALPROForPretraining, MPLUG2ForRetrieval)  # dual encoders with a matching head: tokenize, features
 
 
 @dataclass
 class RetrievalConfig:
     """Attributes:
         method: how pairs are scored (see the module docstring).
-        init: the pre-trained model folder (mPLUG-video for the mplug methods, ALPRO for alpro).
+        init: the pre-trained model folder (mPLUG-video for the mplug methods, ALPRO for alpro, mPLUG-2 for mplug2).
         pretrained: load its weights (False: the same architecture from scratch).
         num_frames: frames per clip (official: 4; the paper's text says 8).
         decode: frame decoding and caching.
         train: optimisation (official: lr 1e-4).
-        rerank_k: candidates per query that ALPRO's matching head re-ranks.
+        rerank_k: candidates per query that the matching head of ALPRO or mPLUG-2 re-ranks.
         eval_batch_size: videos per batch at evaluation.
         n_boot: bootstrap resamples for the intervals.
         seed: item randomness, negatives and the bootstrap.
@@ -132,7 +137,14 @@ def loss_fn(config: RetrievalConfig):
         ids, mask = model.tokenize(first_captions(batch))
         return model.pretrain_losses(batch["video"], ids, mask, seeded_generator(batch["index"], config.seed))
 
-    return {"mplug_contrastive": contrastive, "mplug_matching": matching, "alpro": alpro}[config.method]
+    def mplug2(model: MPLUG2ForRetrieval, batch: dict) -> dict[str, torch.Tensor]:
+        if batch["video"] is None:
+            return zero_loss(model, "vtc", "vtm")
+        ids, mask = model.tokenize(first_captions(batch))
+        return model.retrieval_losses(batch["video"], ids, mask, seeded_generator(batch["index"], config.seed))
+
+    return {"mplug_contrastive": contrastive, "mplug_matching": matching, "alpro": alpro,
+            "mplug2": mplug2}[config.method]
 
 
 def _texts(records: pd.DataFrame) -> pd.DataFrame:
@@ -150,7 +162,7 @@ def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            if isinstance(model, ALPROForPretraining):
+            if isinstance(model, ENCODERS):
                 feats.append(model.features(None, *model.tokenize(chunk))[1])
             else:
                 feats.append(model.contrastive_features(None, chunk)[1])
@@ -167,7 +179,7 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
         return {name: np.stack(table[name]).T for name in ("generative", "head")}  # (K, V)
 
     def video_features(m, b):
-        if isinstance(m, ALPROForPretraining):
+        if isinstance(m, ENCODERS):
             return {"feat": m.features(b["video"])[0].float()}
         return {"feat": m.contrastive_features(b["video"])[0].float()}
 
@@ -179,17 +191,18 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
     if table is None:
         return None
     similarity = text_feat @ np.stack(table["feat"]).T  # (K, V)
-    if config.method != "alpro":
+    if not isinstance(model, ENCODERS):
         return {"contrastive": similarity}
     return {"contrastive": similarity, "rerank": rerank(model, dataset, texts, similarity, config)}
 
 
-def rerank(model: ALPROForPretraining, dataset, texts: list[str], similarity: np.ndarray,
+def rerank(model: ALPROForPretraining | MPLUG2ForRetrieval, dataset, texts: list[str], similarity: np.ndarray,
            config: RetrievalConfig) -> np.ndarray:
-    """ALPRO inference: each query's top-k candidates (both directions) re-scored by the VTM head.
+    """ALPRO's (and mPLUG-2's) inference: each query's top-k candidates (both directions) re-scored by the VTM head.
 
     Pairs outside every top-k keep their contrastive score shifted below all re-scored ones, so they rank after
-    them in their original order. Runs on rank 0.
+    them in their original order. Each candidate video is encoded once (not once per pair); a pair's score is then
+    `match_logits` on its fused CLS. Runs on rank 0.
     """
     k = min(config.rerank_k, similarity.shape[0], similarity.shape[1])
     pairs = set()
@@ -202,11 +215,19 @@ def rerank(model: ALPROForPretraining, dataset, texts: list[str], similarity: np
     scores = np.empty(len(pairs))
     model.eval()
     with torch.no_grad():
+        candidates = sorted({v for _, v in pairs})
+        video_embeds = {}  # video index → (S, D) video tokens
+        for start in range(0, len(candidates), config.eval_batch_size):
+            chunk = candidates[start:start + config.eval_batch_size]
+            video_embeds.update(zip(chunk, model.encode_video(torch.stack([dataset[v]["video"] for v in chunk]).to(
+                device))))
         for start in range(0, len(pairs), config.eval_batch_size):
             chunk = pairs[start:start + config.eval_batch_size]
-            video = torch.stack([dataset[v]["video"] for _, v in chunk]).to(device)
             ids, mask = model.tokenize([texts[t] for t, _ in chunk])
-            scores[start:start + len(chunk)] = model.match_logits(video, ids, mask).float().cpu().numpy()
+            fused_cls = model.fuse(model.encode_text(ids, mask), mask,
+                                   torch.stack([video_embeds[v] for _, v in chunk]))[:, 0]  # (P, D)
+            logits = model.itm_head(fused_cls)  # (P, 2)
+            scores[start:start + len(chunk)] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
     out = similarity - (similarity.max() - scores.min() + 1.0)  # every pair left out now ranks below the rest
     for (t, v), s in zip(pairs, scores):
         out[t, v] = s
@@ -260,7 +281,9 @@ def _default_methods() -> dict[str, RetrievalConfig]:
     return {"mplug_contrastive": RetrievalConfig(train=TrainConfig(batch_size=32)),
             "mplug_matching": RetrievalConfig(method="mplug_matching"),
             "alpro": RetrievalConfig(method="alpro", init="checkpoints/pretrain_alpro/model",
-                                     train=TrainConfig(batch_size=32))}
+                                     train=TrainConfig(batch_size=32)),
+            "mplug2": RetrievalConfig(method="mplug2", init="checkpoints/pretrain_mplug2/model", train=TrainConfig(
+                lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=10, batch_size=32))}
 
 
 @dataclass
