@@ -117,7 +117,7 @@ def test_vtc_and_vtm_fall_over_a_few_steps(tokenizer, video):
     generator = torch.Generator().manual_seed(3)
     history = []
     for _ in range(18):
-        losses = model.pretrain_losses(video, ids, mask, generator)
+        losses = model.pretrain_losses(video, ids, mask, generator, objectives=("vtc", "vtm"))
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()

@@ -8,11 +8,15 @@ salesforce/ALPRO. Classes (a backbone and thin task heads, one checkpoint format
   second half ("fusion from the middle") add cross-attention to the video tokens. The reference fuses by
   concatenating text and video tokens; cross-attention fusion is what ALBEF/BLIP-style models and this study's
   brief use. Video tokens are the TimeSformer CLS plus the patch tokens averaged over time, as in the reference.
-- `ALPROForPretraining`: VTC, video-text contrastive (CLS features → 256-d, L2-normalised, InfoNCE both ways over
-  every process's features, learnable temperature clamped to [0.001, 0.5]) and VTM, video-text matching (an ITM head
+- `ALPROForPretraining`: the three objectives of the official Chinese ALPRO (``ALPRO_Pretrain.forward``, summed
+  with equal weights): VTC, video-text contrastive (CLS features → 256-d, L2-normalised, InfoNCE both ways over
+  every process's features, learnable temperature clamped to [0.001, 0.5]); VTM, video-text matching (an ITM head
   on the fused CLS; each text gets one hard-negative video and each video one hard-negative text, sampled from the
-  softmax of the in-batch similarities with the positive masked out). An MLM head belongs here too: add it in
-  ``_build_heads`` and to ``task_heads``, so that checkpoints without it still load (it is then initialised).
+  softmax of the in-batch similarities with the positive masked out); MLM, masked language modelling on the FUSED
+  text (15 % of the tokens selected, `vlstudy.models.losses.mask_tokens`; the text-only half reads the corrupted
+  text, the fusion half adds the video, and an MLM head predicts the selected tokens: BERT's ``BertOnlyMLMHead``,
+  the official ``text_encoder.cls``, its decoder tied to the word embeddings as ``BertForMaskedLM`` ties them).
+  The MLM head is a task head: a checkpoint without it still loads (the head is then initialised).
 - `ALPROForClassification`: an MLP on the fused CLS; the video CLS without text (vision only), the text CLS without
   video (language only) for the modality ablation.
 
@@ -37,17 +41,20 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from transformers import BertConfig, BertModel, PreTrainedConfig
-from transformers.models.bert.modeling_bert import BertEncoder
+from transformers.models.bert.modeling_bert import BertEncoder, BertLMPredictionHead, BertOnlyMLMHead
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from vlstudy.config import derived
 from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.loading import StrictPreTrainedModel
-from vlstudy.models.losses import sample_hard_negatives
+from vlstudy.models.losses import mask_tokens, masked_lm_loss, sample_hard_negatives
 from vlstudy.models.text_lm import load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderMixin, VideoEncoderModel
 
-__all__ = ["TextEncoderConfig", "ALPROConfig", "ALPROModel", "ALPROForPretraining", "ALPROForClassification"]
+__all__ = ["TextEncoderConfig", "ALPROConfig", "ALPROModel", "ALPROForPretraining", "ALPROForClassification",
+           "OBJECTIVES"]
+
+OBJECTIVES = ("vtc", "vtm", "mlm")  # ALPRO's pre-training losses (official Chinese ALPRO: MLM + VTC + VTM)
 
 TOKENIZER_DIR = "tokenizer"  # subfolder of a saved model that holds its tokenizer
 
@@ -92,6 +99,8 @@ class ALPROConfig(PreTrainedConfig):
         text: BERT size.
         contrastive_dim: VTC feature size.
         temperature: initial VTC temperature (learnable, clamped to [0.001, 0.5]).
+        mlm_probability: share of text tokens MLM selects (official ``mlm_probability``: 0.15).
+        tie_word_embeddings: the MLM decoder shares the word embeddings (as in BERT and the official ALPRO).
         num_classes: classification head outputs (45 Youku-mPLUG categories).
     """
 
@@ -102,6 +111,8 @@ class ALPROConfig(PreTrainedConfig):
     text: dict | PreTrainedConfig | None = None
     contrastive_dim: int = 256
     temperature: float = 0.07
+    mlm_probability: float = 0.15
+    tie_word_embeddings: bool = True
     num_classes: int = 45
 
     def __post_init__(self, **kwargs) -> None:
@@ -144,14 +155,17 @@ class ALPROPreTrainedModel(VideoEncoderMixin, StrictPreTrainedModel):
     main_input_name = "video"
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
-    family_heads = ("contrastive", "itm_head", "cls_head")
+    family_heads = ("contrastive", "itm_head", "mlm_head", "cls_head")
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """PyTorch's default initialisation of the heads; the configured temperature. (The video encoder and BERT,
-        fusion layers included, initialise their own when built; here only a head missing from a checkpoint is.)"""
+        """PyTorch's default initialisation of the heads; the configured temperature; a zero MLM output bias. (The
+        video encoder and BERT, fusion layers included, initialise their own when built; here only a head missing
+        from a checkpoint is. The MLM decoder is tied to the word embeddings after this.)"""
         if isinstance(module, (ContrastiveHead, nn.Linear, nn.LayerNorm)):
             module.reset_parameters()
+        elif isinstance(module, BertLMPredictionHead):
+            nn.init.zeros_(module.bias)
 
 
 class ALPROModel(ALPROPreTrainedModel):
@@ -220,14 +234,22 @@ class ALPROModel(ALPROPreTrainedModel):
 
 
 class ALPROForPretraining(ALPROModel):
-    """The backbone + VTC projections and the VTM (ITM) head: pre-training and retrieval."""
+    """The backbone + VTC projections, the VTM (ITM) head and the MLM head: pre-training and retrieval."""
 
-    task_heads = ("contrastive", "itm_head")
+    task_heads = ("contrastive", "itm_head", "mlm_head")
+    _tied_weights_keys = {"mlm_head.predictions.decoder.weight": "text_encoder.embeddings.word_embeddings.weight",
+                          "mlm_head.predictions.decoder.bias": "mlm_head.predictions.bias"}  # as BertForMaskedLM
 
     def _build_heads(self, width: int) -> None:
+        if self.tokenizer.mask_token_id is None:
+            raise ValueError("ALPRO pre-training (MLM) needs a tokenizer with a mask token")
         super()._build_heads(width)
         self.contrastive = ContrastiveHead(width, width, self.config.contrastive_dim, self.config.temperature)
         self.itm_head = nn.Linear(width, 2)
+        self.mlm_head = BertOnlyMLMHead(self.text_encoder.config)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.mlm_head.predictions.decoder
 
     def features(self, video: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -240,30 +262,69 @@ class ALPROForPretraining(ALPROModel):
         return video_feat, text_feat
 
     def pretrain_losses(self, video: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """``{"loss": vtc + vtm, "vtc", "vtm"}`` on B aligned pairs: video (B, T, C, H, W), text (B, L) from
-        `tokenize`; `generator` (CPU) draws the hard negatives."""
+                        generator: torch.Generator, objectives: tuple[str, ...] = OBJECTIVES) -> dict[str, torch.Tensor]:
+        """``{"loss": the sum, and each objective's term}`` on B aligned pairs: video (B, T, C, H, W), text (B, L)
+        from `tokenize`; `generator` (CPU) draws the hard negatives, then the MLM masking. VTM needs VTC's
+        similarities, so ``"vtm"`` implies computing (not counting) VTC; retrieval fine-tunes with VTC + VTM only
+        (official ``ALPRO_Retrieval``)."""
+        unknown = set(objectives) - set(OBJECTIVES)
+        if unknown or not objectives:
+            raise ValueError(f"objectives must be a non-empty subset of {OBJECTIVES}, got {objectives}")
         self.contrastive.clamp_temperature()
         video_embeds = self.encode_video(video)  # (B, 1 + N, D)
-        text_embeds = self.encode_text(input_ids, attention_mask)  # (B, L, D)
-        video_feat = self.contrastive.project_video(video_embeds[:, 0])  # (B, E)
-        text_feat = self.contrastive.project_text(text_embeds[:, 0])  # (B, E)
-        vtc = self.contrastive.loss(video_feat, text_feat)
+        terms = {}
+        if "vtc" in objectives or "vtm" in objectives:
+            text_embeds = self.encode_text(input_ids, attention_mask)  # (B, L, D)
+            video_feat = self.contrastive.project_video(video_embeds[:, 0])  # (B, E)
+            text_feat = self.contrastive.project_text(text_embeds[:, 0])  # (B, E)
+            if "vtc" in objectives:
+                terms["vtc"] = self.contrastive.loss(video_feat, text_feat)
+            if "vtm" in objectives:
+                similarity = video_feat @ text_feat.T / self.contrastive.temp  # (B, B): rows videos, columns texts
+                logits, labels = self.matching_logits(video_embeds, text_embeds, attention_mask, similarity, generator)
+                terms["vtm"] = F.cross_entropy(logits, labels)
+        if "mlm" in objectives:
+            terms["mlm"] = self.mlm_loss(video_embeds, input_ids, attention_mask, generator)
+        return {"loss": sum(terms.values()), **terms}
 
-        # VTM on 3B pairs: B positives, B (text, hard-negative video), B (hard-negative text, video).
-        # Negatives come from this process's pairs (the reference indexes the first process's block on every rank).
-        similarity = video_feat @ text_feat.T / self.contrastive.temp  # (B, B): rows videos, columns texts
+    def matching_logits(self, video_embeds: torch.Tensor, text_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                        similarity: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """ITM logits on 3B pairs: B positives, B (text, hard-negative video), B (hard-negative text, video).
+
+        Args:
+            video_embeds: (B, 1 + N, D) video tokens; text_embeds: (B, L, D) text-only states; attention_mask: (B, L).
+            similarity: (B, B) VTC similarity / temperature, rows videos, columns texts.
+            generator: draws one hard negative each way (`sample_hard_negatives`: the positive masked out). The
+                negatives come from this process's pairs (the reference indexes the first process's block on every
+                rank).
+
+        Returns:
+            logits (3B, 2) and labels (3B,): 1 for the B positives first, then 0.
+        """
         negative_video = sample_hard_negatives(similarity.T, generator)  # (B,) a video for each text
         negative_text = sample_hard_negatives(similarity, generator)  # (B,) a text for each video
+        # index_select, not x[indices]: the backward of advanced indexing accumulates repeated indices with atomic
+        # adds on a multi-threaded CPU (run-to-run float differences); index_select's (index_add_) is ordered.
         fused_cls = self.fuse(
-            torch.cat([text_embeds, text_embeds, text_embeds[negative_text]]),
-            torch.cat([attention_mask, attention_mask, attention_mask[negative_text]]),
-            torch.cat([video_embeds, video_embeds[negative_video], video_embeds]),
+            torch.cat([text_embeds, text_embeds, text_embeds.index_select(0, negative_text)]),
+            torch.cat([attention_mask, attention_mask, attention_mask.index_select(0, negative_text)]),
+            torch.cat([video_embeds, video_embeds.index_select(0, negative_video), video_embeds]),
         )[:, 0]  # (3B, D)
-        size = video.shape[0]
-        itm_labels = torch.cat([torch.ones(size), torch.zeros(2 * size)]).long().to(fused_cls.device)
-        vtm = F.cross_entropy(self.itm_head(fused_cls), itm_labels)
-        return {"loss": vtc + vtm, "vtc": vtc, "vtm": vtm}
+        size = video_embeds.shape[0]
+        labels = torch.cat([torch.ones(size), torch.zeros(2 * size)]).long().to(fused_cls.device)  # (3B,)
+        return self.itm_head(fused_cls), labels
+
+    def mlm_loss(self, video_embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 generator: torch.Generator) -> torch.Tensor:
+        """MLM on the fused text: corrupt 15 % of the tokens (`mask_tokens`), encode the text, fuse it with its own
+        video (B, 1 + N, D), predict the selected tokens from the fused states (B, L, D) → (B, L, V)."""
+        tok = self.tokenizer
+        masked_ids, labels = mask_tokens(
+            input_ids, generator, mask_token_id=tok.mask_token_id, vocab_size=self.config.text.vocab_size,
+            special_ids=(tok.cls_token_id, tok.sep_token_id, tok.pad_token_id),
+            probability=self.config.mlm_probability)  # (B, L) each
+        fused = self.fuse(self.encode_text(masked_ids, attention_mask), attention_mask, video_embeds)  # (B, L, D)
+        return masked_lm_loss(self.mlm_head(fused), labels)
 
     def match_logits(self, video: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """ITM score of aligned pairs: (B,) logit(match) − logit(no match)."""

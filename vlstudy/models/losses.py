@@ -5,6 +5,13 @@
   (official ALPRO / Youku-mPLUG code).
 - Hard negatives for VTM, video-text matching: one per row, drawn from the softmax of the in-batch similarities
   with the positive masked out (ALPRO's ``itm`` sampling).
+- MLM, masked language modelling (BERT, Devlin et al. 2019, Sec. 3.1; ALPRO's ``mask`` in the official
+  ``models/alpro.py`` of X-PLUG/Youku-mPLUG and salesforce/ALPRO ``xbert``): each text token is selected with
+  probability 0.15 ([CLS], [SEP] and [PAD] never); a selected token becomes [MASK] 80 % of the time, a uniformly
+  drawn vocabulary token 10 %, and stays 10 %; the loss is the cross-entropy on the selected positions only.
+  transformers' ``DataCollatorForLanguageModeling`` does the same draw but from the global generator inside a
+  data loader; here it is a pure function of the ids and an explicit generator, seeded per batch like the hard
+  negatives, so that resumed and distributed runs mask the same tokens.
 - Multi-positive VTC, the DeME-style multi-layer embedding baseline for VideoMind (Yang et al. 2025): one video
   embedding trained against all of its layers' texts at once (factual, abstract, intent: P = 3 positives per
   video in the batch). No official code was released; video -> text follows the supervised-contrastive
@@ -22,10 +29,12 @@ import torch.nn.functional as F
 
 from vlstudy.distributed import all_gather_with_grad, rank
 
-__all__ = ["TEMPERATURE_RANGE", "video_text_contrastive_loss", "multi_positive_contrastive_loss",
-           "sample_hard_negatives"]
+__all__ = ["TEMPERATURE_RANGE", "IGNORE_INDEX", "video_text_contrastive_loss", "multi_positive_contrastive_loss",
+           "sample_hard_negatives", "mask_tokens", "masked_lm_loss"]
 
 TEMPERATURE_RANGE = (0.001, 0.5)
+IGNORE_INDEX = -100  # label of a position that carries no MLM loss (torch's cross_entropy default)
+MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the selected tokens: [MASK], a random token; the rest stay (BERT)
 
 
 def video_text_contrastive_loss(video_feat: torch.Tensor, text_feat: torch.Tensor,
@@ -108,3 +117,50 @@ def sample_hard_negatives(similarity: torch.Tensor, generator: torch.Generator) 
     diagonal = torch.eye(size, dtype=torch.bool, device=similarity.device)
     weights = similarity.detach().float().masked_fill(diagonal, float("-inf")).softmax(dim=1)  # (B, B)
     return torch.multinomial(weights.cpu(), 1, generator=generator).squeeze(1).to(similarity.device)
+
+
+def mask_tokens(input_ids: torch.Tensor, generator: torch.Generator, *, mask_token_id: int, vocab_size: int,
+                special_ids: tuple[int, ...], probability: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking: select tokens, corrupt them 80/10/10, label the selected ones (see the module docstring).
+
+    Three draws of shape (B, L) per call, all on the CPU from `generator` (the same seed masks the same tokens on
+    any device): the selection, the corruption kind, the random tokens.
+
+    Args:
+        input_ids: (B, L) token ids.
+        generator: a CPU generator (e.g. `vlstudy.tasks.common.seeded_generator` of the batch).
+        mask_token_id: the [MASK] id.
+        vocab_size: random replacements are drawn uniformly from ``range(vocab_size)`` (as BERT and ALPRO do).
+        special_ids: ids never selected ([CLS], [SEP], [PAD]).
+        probability: the selection rate.
+
+    Returns:
+        (masked_ids, labels), each (B, L) on the device of `input_ids`: the corrupted ids, and the original id at
+        every selected position with `IGNORE_INDEX` elsewhere.
+    """
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"mlm probability must be in (0, 1), got {probability}")
+    ids = input_ids.cpu()
+    selected = torch.rand(ids.shape, generator=generator) < probability  # (B, L)
+    selected &= ~torch.isin(ids, torch.tensor(special_ids, dtype=ids.dtype))
+    kind = torch.rand(ids.shape, generator=generator)  # (B, L): < 0.8 [MASK], < 0.9 random, else unchanged
+    random_ids = torch.randint(vocab_size, ids.shape, generator=generator, dtype=ids.dtype)  # (B, L)
+    masked = torch.where(selected & (kind < MASK_SHARE), mask_token_id, ids)
+    masked = torch.where(selected & (kind >= MASK_SHARE) & (kind < MASK_SHARE + RANDOM_SHARE), random_ids, masked)
+    labels = torch.where(selected, ids, IGNORE_INDEX)
+    return masked.to(input_ids.device), labels.to(input_ids.device)
+
+
+def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the selected positions only: mean over positions whose label is not `IGNORE_INDEX`.
+
+    Args:
+        logits: (B, L, V) token scores.
+        labels: (B, L) from `mask_tokens`.
+
+    Returns:
+        Scalar; zero (still connected to `logits`) when no position is selected, where a plain mean is NaN.
+    """
+    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
+                            reduction="sum")
+    return total / labels.ne(IGNORE_INDEX).sum().clamp(min=1)
