@@ -109,14 +109,14 @@ def test_hard_negatives_are_never_the_positive_and_follow_the_seed():
 
 def test_vtc_and_vtm_fall_over_a_few_steps(tokenizer, video):
     # At initialisation BERT's text CLS hardly depends on the text (its features are almost equal), so on 4 pairs
-    # the symmetric start breaks after a seed-dependent number of steps; this seed breaks it within 18.
-    torch.manual_seed(17)
+    # the loss sits at chance (log 4) until the symmetric start breaks, after a seed-dependent 15-30 steps.
+    torch.manual_seed(0)
     model = ALPROForPretraining(_config(), tokenizer).train()
     ids, mask = model.tokenize(TEXTS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     generator = torch.Generator().manual_seed(3)
     history = []
-    for _ in range(18):
+    for _ in range(40):
         losses = model.pretrain_losses(video, ids, mask, generator, objectives=("vtc", "vtm"))
         optimizer.zero_grad()
         losses["loss"].backward()
@@ -126,7 +126,7 @@ def test_vtc_and_vtm_fall_over_a_few_steps(tokenizer, video):
     first, last = history[:3], history[-3:]
     for name in ("vtc", "vtm"):
         assert sum(h[name] for h in last) < sum(h[name] for h in first), name
-    assert history[-1]["vtc"] < 0.5 < math.log(4)  # well below chance on 4 pairs: the pairs are told apart
+    assert history[-1]["vtc"] < math.log(4) / 2  # well below chance on 4 pairs: the pairs are told apart
 
 
 def test_temperature_is_clamped(tokenizer, video):
