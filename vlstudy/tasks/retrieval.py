@@ -17,8 +17,9 @@ ways to score a (text, video) pair, each fine-tuned on the retrieval train split
 Metrics: text→video and video→text R@1/5/10, median and mean rank (1-based), several ground-truth texts per video
 allowed, with 95% bootstrap intervals over videos.
 
-Outputs in ``paths.out``: ``similarity_<scores>.npy`` (texts x videos), ``texts.csv``, ``per_item_<scores>.csv``,
-and ``train_log.jsonl``.
+Outputs in ``paths.out``: ``model/`` (the fine-tuned model, ``save_pretrained``: later stages such as
+``videomind_retrieval`` score other texts with it), ``similarity_<scores>.npy`` (texts x videos), ``texts.csv``,
+``per_item_<scores>.csv`` and ``train_log.jsonl``.
 """
 
 from __future__ import annotations
@@ -242,6 +243,7 @@ def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
             with io.atomic_path(out / f"similarity_{name}.npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, similarity.astype(np.float32))
             io.write_table(out / f"per_item_{name}.csv", metrics.per_item)
+        model.save_pretrained(out / "model")
         shutil.copy(summary.log_path, out / "train_log.jsonl")
     modes = {"contrastive": "dual encoder, every pair", "rerank": f"contrastive top-{config.rerank_k} re-ranked by "
              "the matching head", "generative": "是/否 log-odds, every pair", "head": "matching head, every pair"}
