@@ -59,7 +59,8 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams"]
+__all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams", "text_features",
+           "video_features"]
 
 Method = Literal["mplug_contrastive", "mplug_matching", "alpro"]
 # The model class each method fine-tunes: the backbone with the heads its loss uses.
@@ -144,8 +145,12 @@ def _texts(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["video", "video_id", "text"])
 
 
-def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
-    """(K, E) text features of a dual encoder, computed on every process (texts are few and cheap)."""
+def text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
+    """(K, E) L2-normalised text features of a dual encoder, computed on every process (texts are few and cheap).
+
+    A model with ``contrastive_features(video, texts)`` (mPLUG-video's interface) is read through it; ALPRO
+    through ``features`` on its own tokens.
+    """
     feats = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -157,6 +162,13 @@ def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
     return torch.cat(feats).float().cpu().numpy()
 
 
+def video_features(model, video: torch.Tensor) -> torch.Tensor:
+    """(B, E) L2-normalised video features of a dual encoder for clips (B, T, C, H, W) (see `text_features`)."""
+    if isinstance(model, ALPROForPretraining):
+        return model.features(video)[0].float()
+    return model.contrastive_features(video)[0].float()
+
+
 def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) -> dict[str, np.ndarray] | None:
     """{score set: (texts, videos) similarity} on rank 0 (None elsewhere)."""
     if config.method == "mplug_matching":
@@ -166,16 +178,12 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
             return None
         return {name: np.stack(table[name]).T for name in ("generative", "head")}  # (K, V)
 
-    def video_features(m, b):
-        if isinstance(m, ALPROForPretraining):
-            return {"feat": m.features(b["video"])[0].float()}
-        return {"feat": m.contrastive_features(b["video"])[0].float()}
-
     was_training = model.training
     model.eval()
-    text_feat = _text_features(model, texts, config.eval_batch_size)
+    text_feat = text_features(model, texts, config.eval_batch_size)
     model.train(was_training)
-    table = predict(model, dataset, config.eval_batch_size, video_features, desc="video features")
+    table = predict(model, dataset, config.eval_batch_size, lambda m, b: {"feat": video_features(m, b["video"])},
+                    desc="video features")
     if table is None:
         return None
     similarity = text_feat @ np.stack(table["feat"]).T  # (K, V)
