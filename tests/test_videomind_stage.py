@@ -20,8 +20,9 @@ from vlstudy.report.videomind import (TABLE2_KEYS, intent_hardest_finding, layer
                                       videomind_table)
 from vlstudy.tasks.common import VideoInputConfig, video_dataset
 from vlstudy.tasks.inspect import look_inside_multi_positive
+from vlstudy.data.prepared import parse_split
 from vlstudy.tasks.videomind import (DeMEConfig, VideoMindRetrievalParams, deme_loss, designed_ceiling,
-                                     layer_features, load_results, parse_split)
+                                     layer_features, load_results)
 
 TEXTS = {"factual": ["小猫在草地上玩球", "小狗在公园里奔跑", "一个人在厨房里做饭", "篮球比赛的精彩瞬间"],
          "abstract": ["小猫的视频", "小狗的视频", "做饭的视频", "篮球的视频"],

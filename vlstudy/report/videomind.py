@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import paired_bootstrap_ci, paired_differences
@@ -24,7 +26,7 @@ from vlstudy.report.paper import SOURCES, VIDEOMIND_MODELS, paper_value
 from vlstudy.report.tables import format_interval
 
 __all__ = ["TABLE2_KEYS", "TABLE3_KEYS", "COLUMN_LABELS", "PAPER_DATA", "videomind_table", "layer_steps",
-           "intent_hardest_finding", "paired_comparison"]
+           "intent_hardest_finding", "paired_comparison", "layer_recall_table", "plot_layer_recall"]
 
 TABLE2_KEYS = [f"{query}_{metric}" for query in (*(f"t2v_{layer}" for layer in LAYERS), "any2v")
                for metric in ("R@1", "R@5", "R@10", "MeanR")]
@@ -152,3 +154,44 @@ def paired_comparison(results: Mapping[str, MetricResult], system: str, keys: Se
                          "other_value": r["b"], "difference": r["difference"], "low": r["low"], "high": r["high"],
                          "verdict": verdict})
     return pd.DataFrame(rows)
+
+
+_QUERY_LABELS = {"factual": "事实层 (factual)", "abstract": "抽象层 (abstract)", "intent": "意图层 (intent)",
+                 "any": "全部 (any)"}
+
+
+def layer_recall_table(ours: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str = "R@1") -> pd.DataFrame:
+    """Text → video `metric` per query layer and system, tidy: ``system``, ``query``, ``estimate``, ``low``, ``high``
+    (NaN bounds for a row without intervals, e.g. a designed ceiling)."""
+    rows = []
+    for system, metrics in ours.items():
+        for query in (*LAYERS, "any"):
+            entry = metrics[("any2v" if query == "any" else f"t2v_{query}") + f"_{metric}"]
+            rows.append({"system": system, "query": query, "estimate": entry["estimate"],
+                         "low": entry.get("low", np.nan), "high": entry.get("high", np.nan)})
+    return pd.DataFrame(rows)
+
+
+def plot_layer_recall(table: pd.DataFrame, reference: str | None = None, metric: str = "R@1") -> Figure:
+    """Grouped bars of :func:`layer_recall_table`: one group per query layer, one bar per system with its 95 %
+    interval; the `reference` system (a designed ceiling) is drawn as a black tick over each group instead."""
+    systems = [s for s in dict.fromkeys(table["system"]) if s != reference]
+    queries = list(dict.fromkeys(table["query"]))
+    width = 0.8 / max(len(systems), 1)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = np.arange(len(queries))
+    for k, system in enumerate(systems):
+        rows = table[table["system"] == system].set_index("query").loc[queries]
+        est = rows["estimate"].to_numpy(float)
+        errors = np.vstack([est - rows["low"].to_numpy(float), rows["high"].to_numpy(float) - est])
+        ax.bar(x - 0.4 + width * (k + 0.5), est, width, yerr=np.nan_to_num(errors), capsize=3, label=system)
+    if reference is not None and reference in set(table["system"]):
+        ceiling = table[table["system"] == reference].set_index("query").loc[queries, "estimate"]
+        ax.hlines(ceiling.to_numpy(float), x - 0.42, x + 0.42, colors="black", linestyles="--", label=reference)
+    ax.set_xticks(x, [_QUERY_LABELS.get(q, q) for q in queries])
+    ax.set_ylabel(f"文本→视频 {metric} (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"各层文本检索视频 {metric}（95% 区间）— text→video {metric} per layer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -41,6 +41,7 @@ from vlstudy import io
 from vlstudy.config import check_positive
 from vlstudy.data.datasets import collate_videos
 from vlstudy.data.mini_youku.oracle import designed_layer_scores
+from vlstudy.data.prepared import load_splits, parse_split
 from vlstudy.distributed import is_main_process, setup_distributed
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import check_n_boot
@@ -54,7 +55,6 @@ from vlstudy.tasks.common import (
     VideoInputConfig,
     interval_summary,
     load_model,
-    load_split,
     model_train_config,
     predict,
     video_dataset,
@@ -63,8 +63,7 @@ from vlstudy.tasks.common import (
 from vlstudy.tasks.retrieval import MODEL_CLASSES, text_features, video_features
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["DeMEConfig", "VideoMindRetrievalParams", "DEME", "DUAL_ENCODERS", "RETRIEVAL_TRAIN", "parse_split",
-           "split_records", "layer_features", "deme_loss", "designed_ceiling", "candidate_ceilings", "run",
+__all__ = ["DeMEConfig", "VideoMindRetrievalParams", "DEME", "DUAL_ENCODERS", "RETRIEVAL_TRAIN", "split_records", "layer_features", "deme_loss", "designed_ceiling", "candidate_ceilings", "run",
            "load_results"]
 
 DEME = "deme"
@@ -73,32 +72,16 @@ DUAL_ENCODERS = tuple(m for m in MODEL_CLASSES if m != "mplug_matching")
 """The retrieval methods of the kit that are dual encoders (``mplug_matching`` scores pairs through the LM)."""
 RETRIEVAL_TRAIN = ("retrieval", "train")
 """The split ``finetune_retrieval`` trains every evaluated model on: never an evaluation split."""
-_TASKS, _SPLITS = ("classification", "captioning", "retrieval"), ("train", "val", "test")
-
-
-def parse_split(spec: str, where: str = "split") -> tuple[str, tuple[str, ...]]:
-    """``"captioning/val+test"`` → ``("captioning", ("val", "test"))``: a task's splits, pooled in that order.
-
-    Raises:
-        ValueError: not ``task/split[+split...]`` with a benchmark task and train / val / test, naming `where`.
-    """
-    task, sep, splits = str(spec).partition("/")
-    parts = tuple(splits.split("+")) if sep else ()
-    if task not in _TASKS or not parts or any(s not in _SPLITS for s in parts) or len(set(parts)) < len(parts):
-        raise ValueError(f"{where}: {spec!r} is not 'task/split[+split...]' with a task of {', '.join(_TASKS)} and "
-                         f"distinct splits of {', '.join(_SPLITS)} (e.g. 'captioning/test', 'captioning/val+test')")
-    return task, parts
 
 
 def split_records(data_dir: str | Path, spec: str) -> pd.DataFrame:
-    """The prepared records of `spec` (:func:`parse_split`), each with its three VideoMind layer texts.
+    """The prepared records of `spec` (`vlstudy.data.prepared.parse_split`), each with its three VideoMind layer texts.
 
     Raises:
         ValueError: a video without one of the layers (naming the split, the layer and the video); real
             Youku-mPLUG data has none, mini-Youku writes all three.
     """
-    task, splits = parse_split(spec)
-    records = pd.concat([load_split(data_dir, task, split) for split in splits], ignore_index=True)
+    records = load_splits(data_dir, spec)
     for layer in LAYERS:
         missing = records[layer].isna() | (records[layer].astype(str).str.strip() == "")
         if missing.any():
@@ -207,7 +190,8 @@ class DeMEConfig:
     train_split: str = "retrieval/train"
     num_frames: int = 4
     positives: Literal["each", "any"] = "each"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=10,
+                                                                   batch_size=32))
 
     def __post_init__(self) -> None:
         check_positive(self, "num_frames")
