@@ -11,18 +11,29 @@ import torch
 from _tiny_models import mplug_config, save_tiny_lm, tokenizer
 from test_metrics_videomind import _naive
 
+from vlstudy.data.prepared import parse_split
 from vlstudy.metrics.videomind import LAYERS, layer_similarities, videomind_metrics
 from vlstudy.models.alpro import ALPROConfig, ALPROForPretraining, TextEncoderConfig
 from vlstudy.models.losses import multi_positive_contrastive_loss
 from vlstudy.models.mplug_video import MPLUGVideoForContrastive
 from vlstudy.models.video_encoder import VideoEncoderConfig
-from vlstudy.report.videomind import (TABLE2_KEYS, intent_hardest_finding, layer_steps, paired_comparison,
-                                      videomind_table)
+from vlstudy.report.videomind import (
+    TABLE2_KEYS,
+    intent_hardest_finding,
+    layer_steps,
+    paired_comparison,
+    videomind_table,
+)
 from vlstudy.tasks.common import VideoInputConfig, video_dataset
 from vlstudy.tasks.inspect import look_inside_multi_positive
-from vlstudy.data.prepared import parse_split
-from vlstudy.tasks.videomind import (DeMEConfig, VideoMindRetrievalParams, deme_loss, designed_ceiling,
-                                     layer_features, load_results)
+from vlstudy.tasks.videomind import (
+    DeMEConfig,
+    VideoMindRetrievalParams,
+    deme_loss,
+    designed_ceiling,
+    layer_features,
+    load_results,
+)
 
 TEXTS = {"factual": ["小猫在草地上玩球", "小狗在公园里奔跑", "一个人在厨房里做饭", "篮球比赛的精彩瞬间"],
          "abstract": ["小猫的视频", "小狗的视频", "做饭的视频", "篮球的视频"],

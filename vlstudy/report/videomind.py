@@ -13,6 +13,7 @@ labelled as different data, for orientation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,8 +26,18 @@ from vlstudy.metrics.videomind import LAYERS
 from vlstudy.report.paper import SOURCES, VIDEOMIND_MODELS, paper_value
 from vlstudy.report.tables import format_interval
 
-__all__ = ["TABLE2_KEYS", "TABLE3_KEYS", "COLUMN_LABELS", "PAPER_DATA", "videomind_table", "layer_steps",
-           "intent_hardest_finding", "paired_comparison", "layer_recall_table", "plot_layer_recall"]
+__all__ = [
+    "COLUMN_LABELS",
+    "PAPER_DATA",
+    "TABLE2_KEYS",
+    "TABLE3_KEYS",
+    "intent_hardest_finding",
+    "layer_recall_table",
+    "layer_steps",
+    "paired_comparison",
+    "plot_layer_recall",
+    "videomind_table",
+]
 
 TABLE2_KEYS = [f"{query}_{metric}" for query in (*(f"t2v_{layer}" for layer in LAYERS), "any2v")
                for metric in ("R@1", "R@5", "R@10", "MeanR")]
@@ -86,7 +97,7 @@ def layer_steps(result: MetricResult, *, rng: np.random.Generator, n_boot: int, 
         (upper − lower, points) with its paired 95 % interval ``low``/``high``, and ``holds`` (low > 0).
     """
     rows = []
-    for upper, lower in zip(layers[:-1], layers[1:]):
+    for upper, lower in pairwise(layers):
         a, b = f"t2v_{upper}_{metric}", f"t2v_{lower}_{metric}"
         diff = paired_bootstrap_ci(result.statistics[a], result.statistics[b], rng=rng, n_boot=n_boot)
         rows.append({"upper": upper, "lower": lower, "upper_value": result.summary[a],

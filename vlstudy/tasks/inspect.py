@@ -155,12 +155,12 @@ def look_inside_multi_positive(model, video: torch.Tensor,
     steps = pd.DataFrame([
         ("video clips", _shape(video), "B clips of T frames"),
         ("video features", _shape(video_feat), "the video CLS projected to E dims, unit length"),
-        ("layer texts → features", _shape(grouped), f"P = {num_pos} texts per video ({', '.join(layers)}): the "
-                                                       "frozen LM's state at EOS, projected, unit length"),
-        ("similarity / temperature", f"({batch}, {batch * num_pos})", f"every video against every text; "
-                                                                      f"temperature {float(temp):.3f}"),
-        ("loss, positives='each'", f"{loss['each']:.3f}", f"every layer must rank high; its video→text half is "
-                                                          f">= log P = {np.log(num_pos):.3f}"),
+        ("layer texts → features", _shape(grouped),
+         f"P = {num_pos} texts per video ({', '.join(layers)}): the frozen LM's state at EOS, projected, unit length"),
+        ("similarity / temperature", f"({batch}, {batch * num_pos})",
+         f"every video against every text; temperature {float(temp):.3f}"),
+        ("loss, positives='each'", f"{loss['each']:.3f}",
+         f"every layer must rank high; its video→text half is >= log P = {np.log(num_pos):.3f}"),
         ("loss, positives='any'", f"{loss['any']:.3f}", "one layer ranking high suffices (MIL-NCE)"),
     ], columns=["step", "tensor", "note"])
     columns = [f"{j}:{layer}" for j in range(batch) for layer in layers]

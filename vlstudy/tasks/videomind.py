@@ -31,7 +31,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -63,8 +63,20 @@ from vlstudy.tasks.common import (
 from vlstudy.tasks.retrieval import MODEL_CLASSES, text_features, video_features
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["DeMEConfig", "VideoMindRetrievalParams", "DEME", "DUAL_ENCODERS", "RETRIEVAL_TRAIN", "split_records", "layer_features", "deme_loss", "designed_ceiling", "candidate_ceilings", "run",
-           "load_results"]
+__all__ = [
+    "DEME",
+    "DUAL_ENCODERS",
+    "RETRIEVAL_TRAIN",
+    "DeMEConfig",
+    "VideoMindRetrievalParams",
+    "candidate_ceilings",
+    "deme_loss",
+    "designed_ceiling",
+    "layer_features",
+    "load_results",
+    "run",
+    "split_records",
+]
 
 DEME = "deme"
 """The name of the DeME-style baseline among the evaluated models."""
@@ -222,8 +234,6 @@ class VideoMindRetrievalParams:
         nproc: processes (torchrun, one per GPU); 1 runs in the notebook's kernel.
     """
 
-    MATRIX: ClassVar[tuple[str, ...]] = ()
-
     models: dict[str, str] = field(default_factory=_default_models)
     eval_split: str = "captioning/test"
     candidate_splits: list[str] = field(default_factory=lambda: ["captioning/test", "captioning/val+test",
@@ -292,9 +302,11 @@ def run(config: VideoMindRetrievalParams, paths: TaskPaths) -> TaskResult | None
     similarities, frames = {}, {}
     for name, folder in config.models.items():
         model = MODEL_CLASSES[name].from_pretrained(folder).to(device)
-        similarities[name], frames[name] = _similarities(model, records, config, paths, timer), model.config.video.num_frames
+        similarities[name] = _similarities(model, records, config, paths, timer)
+        frames[name] = model.config.video.num_frames
     model, summary = _train_deme(config, paths, set(video_ids), timer)
-    similarities[DEME], frames[DEME] = _similarities(model, records, config, paths, timer), config.deme.num_frames
+    similarities[DEME] = _similarities(model, records, config, paths, timer)
+    frames[DEME] = model.config.video.num_frames
     if not is_main_process():
         return None
 
@@ -313,16 +325,17 @@ def run(config: VideoMindRetrievalParams, paths: TaskPaths) -> TaskResult | None
             truth = pd.read_csv(config.ground_truth, keep_default_na=False, na_values=[""])
             ceiling = designed_ceiling(truth, video_ids, np.random.default_rng(config.seed), config.ceiling_draws)
             metrics["designed_ceiling"] = {key: {"estimate": value} for key, value in ceiling.items()}
+    deme = config.deme
     return TaskResult(
         metrics=metrics,
         protocol={"split": config.eval_split, "videos": len(records), "queries_per_layer": len(records),
                   "frames": frames, "sampler": "middle", "scores": "cosine similarity of the dual encoders' features",
-                  "ties": "pessimistic ranks", "models": {**config.models, DEME: f"trained here from {config.deme.init} "
-                                                         f"on {config.deme.train_split}'s three layers"},
+                  "ties": "pessimistic ranks", "interval": f"95% bootstrap over videos ({config.n_boot})",
+                  "models": {**config.models, DEME: f"trained here from {deme.init} on {deme.train_split}'s three "
+                                                    f"layers (positives={deme.positives!r})"},
                   "zero_shot": "each model as finetune_retrieval saved it; no training on VideoMind layers",
-                  "designed_ceiling": f"perfect recogniser of the designed cues, ties broken at random "
-                                      f"({config.ceiling_draws} draws)" if config.ground_truth else None,
-                  "interval": f"95% bootstrap over videos ({config.n_boot})"},
+                  "designed_ceiling": None if not config.ground_truth else "a perfect recogniser of the designed "
+                  f"cues, ties broken at random ({config.ceiling_draws} draws)"},
         training={"model": DEME, "steps": summary.final_step, "train_loss": summary.losses.get("loss"),
                   "samples_per_s": summary.samples_per_s, "skipped_videos": summary.skipped_videos},
         timings=timer.seconds)
