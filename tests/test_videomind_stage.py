@@ -245,3 +245,23 @@ def test_table_puts_the_papers_rows_beside_ours_as_different_data():
     assert table.loc["UMT-L (paper)", "intent→V MeanR"] == "233.04"
     assert "different data" in table.loc["VAST (paper)", "data"]
     assert len(table) == 2 + 5
+
+
+def test_layer_recall_table_and_figure_show_every_layer_and_the_ceiling_apart():
+    import matplotlib.pyplot as plt
+
+    from vlstudy.plotting import use_cjk_font
+    from vlstudy.report.videomind import layer_recall_table, plot_layer_recall
+
+    use_cjk_font()
+    entry = {"estimate": 40.0, "low": 30.0, "high": 50.0}
+    keys = [*(f"t2v_{layer}_R@1" for layer in LAYERS), "any2v_R@1"]
+    ours = {"model": {key: entry for key in keys}, "designed ceiling": {key: {"estimate": 70.0} for key in keys}}
+    table = layer_recall_table(ours)
+    assert table["query"].tolist() == [*LAYERS, "any"] * 2
+    assert table["low"].isna().sum() == 4 and (table.loc[table["system"] == "model", "low"] == 30.0).all()
+    fig = plot_layer_recall(table, reference="designed ceiling")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 4  # one bar per layer for the one model; the ceiling is drawn as lines
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "全部 (any)"
+    plt.close(fig)
