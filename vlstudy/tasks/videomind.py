@@ -14,9 +14,12 @@ facts"). This task
   and is not evaluated;
 * trains the **DeME-style baseline**, VideoMind's multi-layer embedding model: one video encoder trained
   contrastively against all three layers' texts at once (`vlstudy.models.losses.multi_positive_contrastive_loss`).
-  It starts from the pre-trained mPLUG-video dual encoder, the start of ``finetune_retrieval``'s
-  mplug_contrastive model, and trains with that model's recipe on the same videos (the retrieval train split), so
-  the two differ only in what they are fine-tuned on: one caption per video, or the three layers;
+  It starts from a pre-trained dual encoder of the kit, by default the mplug_contrastive model as
+  ``finetune_retrieval`` saved it, and trains one more epoch on the same videos (the retrieval train split) with
+  their three layers instead of their caption: the paired DeME − mplug_contrastive difference is what training on
+  the layers adds to the same model (plus one epoch). Starting from the pre-trained mPLUG-video instead would need
+  the whole retrieval recipe (280 steps, minutes on a laptop CPU) for a like-for-like comparison: `deme.init` and
+  `deme.train` allow it;
 * measures the **designed ceilings** of mini-Youku (`vlstudy.data.mini_youku.oracle`): what a perfect recogniser
   of the designed cues scores on the evaluation videos, ties among indistinguishable videos broken at random.
 
@@ -191,18 +194,18 @@ def candidate_ceilings(data_dir: str | Path, truth: pd.DataFrame, specs: list[st
 @dataclass
 class DeMEConfig:
     """Attributes:
-        init: the pre-trained mPLUG-video dual encoder it starts from (``MPLUGVideoForContrastive`` weights).
+        init: the mPLUG-video dual encoder it starts from (``MPLUGVideoForContrastive`` weights).
         train_split: the prepared split whose videos and three layers it trains on ("task/split").
         num_frames: frames per clip (the retrieval recipe's 4).
         positives: video → text over a video's three texts: "each" (every layer must rank high) or "any".
-        train: optimisation (the mplug_contrastive retrieval cell's recipe).
+        train: optimisation (one epoch at the official retrieval lr, continuing a fine-tuned model).
     """
 
-    init: str = "checkpoints/pretrain_video/model"
+    init: str = "checkpoints/finetune_retrieval/mplug_contrastive/model"
     train_split: str = "retrieval/train"
     num_frames: int = 4
     positives: Literal["each", "any"] = "each"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=10,
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, min_lr=1e-5, warmup_steps=5, epochs=1,
                                                                    batch_size=32))
 
     def __post_init__(self) -> None:
