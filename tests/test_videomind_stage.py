@@ -265,3 +265,25 @@ def test_layer_recall_table_and_figure_show_every_layer_and_the_ceiling_apart():
     assert len(ax.patches) == 4  # one bar per layer for the one model; the ceiling is drawn as lines
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "全部 (any)"
     plt.close(fig)
+
+
+def test_the_stages_path_at_its_default_size_equals_the_naive_loop(tmp_path):
+    """90 videos, three ground truths each, pooled queries: features → float32 matrices on disk → results, as run()
+    does, against the naive sort-based loop on the same stored scores (coarse features make ties)."""
+    from vlstudy import io
+
+    rng = np.random.default_rng(3)
+    video = np.round(rng.normal(size=(90, 6)), 1)
+    features = {layer: np.round(video + noise * rng.normal(size=video.shape), 1)
+                for layer, noise in zip(LAYERS, (0.5, 1.5, 3.0))}
+    io.write_table(tmp_path / "videos.csv", pd.DataFrame({"video_id": [f"v{i:02d}" for i in range(90)]}))
+    np.savez(tmp_path / "similarity_toy.npz",
+             **{k: s.astype(np.float32) for k, s in layer_similarities(video, features).items()})
+    result = load_results(tmp_path)["toy"]
+    with np.load(tmp_path / "similarity_toy.npz") as saved:
+        stored = {layer: saved[layer].astype(np.float64).tolist() for layer in LAYERS}
+    expected, profiles = _naive(stored)
+    for key, value in expected.items():
+        assert result.summary[key] == pytest.approx(value, abs=1e-9), key
+    np.testing.assert_array_equal(result.per_item[["v2t_r1", "v2t_r2", "v2t_r3"]].to_numpy(), profiles)
+    assert result.summary["t2v_factual_R@1"] > result.summary["t2v_intent_R@1"]
