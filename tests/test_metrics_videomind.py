@@ -198,3 +198,37 @@ def test_features_of_torch_and_numpy_agree_and_bad_shapes_are_named():
         layer_similarities(video, {"factual": layers["factual"], "abstract": layers["abstract"][:, :4]})
     with pytest.raises(MetricError, match="no layer text features"):
         layer_similarities(video, {})
+
+
+# --- random tie-breaking (the designed ceilings) ------------------------------------------------------------------
+
+
+def test_tie_broken_summary_without_ties_is_the_summary_itself():
+    from vlstudy.metrics.videomind import tie_broken_summary
+
+    video, layers = _features()
+    similarities = {name: t @ video.T for name, t in layers.items()}
+    expected = videomind_metrics(similarities).summary
+    got = tie_broken_summary(similarities, rng=np.random.default_rng(0), draws=3)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_tie_broken_summary_is_the_expectation_of_guessing_among_ties():
+    from vlstudy.metrics.videomind import tie_broken_summary
+
+    # factual: text i ties its own video with one other (m = 2); abstract: all 4 videos tie (m = 4); intent: a
+    # clear winner, but below every factual score, so video -> text must still rank the factual text first.
+    factual = np.array([[2, 2, 0, 0], [2, 2, 0, 0], [0, 0, 2, 2], [0, 0, 2, 2]], dtype=float)
+    abstract = np.ones((4, 4))
+    intent = 0.5 + 0.25 * np.eye(4)
+    got = tie_broken_summary({"factual": factual, "abstract": abstract, "intent": intent},
+                             rng=np.random.default_rng(1), draws=4000)
+    assert got["t2v_factual_R@1"] == pytest.approx(50.0, abs=2.5) and got["t2v_factual_MeanR"] == pytest.approx(1.5, abs=0.03)
+    assert got["t2v_abstract_R@1"] == pytest.approx(25.0, abs=2.5) and got["t2v_abstract_MeanR"] == pytest.approx(2.5, abs=0.05)
+    assert got["t2v_intent_R@1"] == pytest.approx(100.0)  # no ties: no guessing
+    # video -> text: its factual text ties with one other at the top (r1 is 1 or 2, mean 1.5)
+    assert got["v2t_TopR"] == pytest.approx(1.5, abs=0.03)
+    with pytest.raises(MetricError, match="draws must be >= 1, got 0"):
+        tie_broken_summary({"factual": factual}, rng=np.random.default_rng(0), draws=0)

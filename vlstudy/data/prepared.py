@@ -14,9 +14,11 @@ import pandas as pd
 from vlstudy.data.schema import read_table
 from vlstudy.io import read_json
 
-__all__ = ["POOL", "AbsentSplitError", "read_manifest", "present_in_manifest", "require_present", "load_split"]
+__all__ = ["POOL", "AbsentSplitError", "read_manifest", "present_in_manifest", "require_present", "load_split",
+           "parse_split", "load_splits"]
 
 POOL = "pool"
+_TASKS, _SPLITS = ("classification", "captioning", "retrieval"), ("train", "val", "test")
 
 
 class AbsentSplitError(FileNotFoundError):
@@ -56,3 +58,24 @@ def load_split(data_dir: str | Path, task: str, split: str) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such prepared split; run the data stage first (dvc repro data)")
     return read_table(path)
+
+
+def parse_split(spec: str, where: str = "split") -> tuple[str, tuple[str, ...]]:
+    """``"captioning/val+test"`` → ``("captioning", ("val", "test"))``: one benchmark task's splits, pooled in order.
+
+    Raises:
+        ValueError: not ``task/split[+split...]`` with a benchmark task and distinct train / val / test splits,
+            naming `where`.
+    """
+    task, sep, splits = str(spec).partition("/")
+    parts = tuple(splits.split("+")) if sep else ()
+    if task not in _TASKS or not parts or any(s not in _SPLITS for s in parts) or len(set(parts)) < len(parts):
+        raise ValueError(f"{where}: {spec!r} is not 'task/split[+split...]' with a task of {', '.join(_TASKS)} and "
+                         f"distinct splits of {', '.join(_SPLITS)} (e.g. 'captioning/test', 'captioning/val+test')")
+    return task, parts
+
+
+def load_splits(data_dir: str | Path, spec: str) -> pd.DataFrame:
+    """The prepared records of the splits `spec` names (:func:`parse_split`), concatenated in order."""
+    task, splits = parse_split(spec)
+    return pd.concat([load_split(data_dir, task, split) for split in splits], ignore_index=True)

@@ -399,6 +399,8 @@ class StatisticsParams:
         duration_bin_s: width of the duration histogram's bins, in seconds.
         ground_truth: mini-Youku's ground truth (the pool's categories for Fig. 2); None for real data.
         mini_youku_meta: mini-Youku's meta.json (the designed per-modality ceilings); None for real data.
+        videomind_split: the split whose VideoMind layers and 6W tags are described beside the pool's ("task/split",
+            "+" pools splits): the evaluation split of ``videomind_retrieval``.
     """
 
     seed: int = 0
@@ -406,3 +408,4 @@ class StatisticsParams:
     duration_bin_s: float = 5.0
     ground_truth: str | None = "data/mini_youku/ground_truth.csv"
     mini_youku_meta: str | None = "data/mini_youku/meta.json"
+    videomind_split: str = "captioning/test"

@@ -27,6 +27,7 @@ STAGES: dict[str, str] = {
     "finetune_retrieval": "vlstudy.tasks.retrieval:FinetuneRetrievalParams",
     "modality_summary": "vlstudy.report.ablation:ModalitySummaryParams",
     "human_eval": "vlstudy.tasks.human_eval:HumanEvalParams",
+    "videomind_retrieval": "vlstudy.tasks.videomind:VideoMindRetrievalParams",
     "findings": "vlstudy.report.findings:FindingsParams",
     "report": "vlstudy.report.index:ReportParams",
 }

@@ -7,12 +7,14 @@ absent, and the report prints "not reported" for it, never "n/a".
 Protocol caveats: Youku-mPLUG reports the *test* split, whose labels were never released (maintainers,
 X-PLUG/Youku-mPLUG issues #8 and #23); the kit reports on *val*. Our numbers come from a different dataset and
 scale in any case (mini-Youku, tiny models): the columns sit side by side for orientation only. Youku-mPLUG's
-Table 5 header says "R@2" in the V2T block; it is R@5 (the caption says R@1, R@5, R@10).
+Table 5 header says "R@2" in the V2T block; it is R@5 (the caption says R@1, R@5, R@10). VideoMind evaluates other
+models (InternVideo, UMT-L, CLIP-VIP, mPLUG-2, VAST) on its own 3K benchmark; its mPLUG-2 row is the kit's
+``mplug2`` system only by name (a real-scale model on real data).
 """
 
 from __future__ import annotations
 
-__all__ = ["PAPER", "paper_value", "NOT_REPORTED", "SOURCES"]
+__all__ = ["PAPER", "paper_value", "NOT_REPORTED", "SOURCES", "VIDEOMIND_MODELS"]
 
 NOT_REPORTED = "not reported"
 
@@ -67,6 +69,37 @@ PAPER: dict[tuple[str, str, str], float] = {
     ("Panda Table 4", "student_video_text", "preference"): 21.4,
     ("Panda Table 4", "all_teachers", "preference"): 23.3,
 }
+
+# VideoMind Tables 2 and 3 (VideoMind-3K, the 3,000 manually checked benchmark videos; real data, other models),
+# transcribed from the paper's text; metric keys are those of `vlstudy.metrics.videomind` (percent; ranks 1-based).
+VIDEOMIND_MODELS = {"internvideo": "InternVideo", "umt_l": "UMT-L", "clip_vip": "CLIP-VIP", "mplug2": "mPLUG-2",
+                    "vast": "VAST"}
+_VIDEOMIND_T2V_KEYS = [f"{query}_{metric}" for query in ("t2v_factual", "t2v_abstract", "t2v_intent", "any2v")
+                       for metric in ("R@1", "R@5", "R@10", "MeanR")]
+_VIDEOMIND_T2V = {  # Table 2: factual, abstract, intent and any → V, each R@1, R@5, R@10, MeanR
+    "internvideo": (82.10, 95.50, 97.50, 2.40, 77.60, 92.50, 95.50, 4.10,
+                    50.80, 72.10, 78.30, 49.70, 70.13, 86.69, 90.42, 18.74),
+    "umt_l": (87.56, 95.48, 96.86, 10.78, 78.35, 89.89, 93.16, 23.52,
+              37.39, 58.83, 65.61, 233.04, 67.76, 81.40, 85.21, 89.11),
+    "clip_vip": (67.40, 86.80, 91.30, 7.30, 64.83, 83.90, 88.43, 10.30,
+                 33.77, 55.27, 62.90, 91.00, 55.34, 75.32, 80.88, 36.02),
+    "mplug2": (83.20, 93.20, 95.43, 37.4, 77.57, 90.03, 93.23, 43.84,
+               35.17, 57.80, 65.37, 235.72, 65.31, 80.34, 84.67, 105.65),
+    "vast": (83.93, 95.60, 97.20, 3.98, 74.90, 90.37, 92.87, 9.69,
+             43.83, 66.07, 72.87, 73.05, 67.55, 84.01, 87.64, 28.90),
+}
+_VIDEOMIND_V2T_KEYS = ["v2t_hit_any_R@1", "v2t_hit_any_R@5", "v2t_hit_any_R@10", "v2t_hit_all_R@3", "v2t_hit_all_R@5",
+                       "v2t_hit_all_R@10", "v2t_TopR", "v2t_LowestR", "v2t_AvgR"]
+_VIDEOMIND_V2T = {  # Table 3: hit any layer R@1/5/10, hit all layers R@3/5/10, TopR, LowestR, AvgR
+    "internvideo": (79.63, 93.77, 96.23, 30.67, 45.10, 58.80, 2.75, 114.26, 43.79),
+    "umt_l": (82.70, 93.00, 95.60, 29.73, 43.23, 54.23, 10.15, 523.49, 201.01),
+    "clip_vip": (72.13, 88.97, 93.01, 19.23, 32.03, 44.40, 7.21, 205.22, 79.99),
+    "mplug2": (72.97, 88.13, 91.67, 26.26, 38.60, 51.27, 23.51, 621.33, 254.96),
+    "vast": (78.83, 92.10, 95.17, 18.93, 29.17, 40.10, 5.52, 324.83, 125.89),
+}
+for _table, _keys, _rows in (("VideoMind Table 2", _VIDEOMIND_T2V_KEYS, _VIDEOMIND_T2V),
+                             ("VideoMind Table 3", _VIDEOMIND_V2T_KEYS, _VIDEOMIND_V2T)):
+    PAPER.update({(_table, row, key): value for row, values in _rows.items() for key, value in zip(_keys, values)})
 
 
 def paper_value(table: str, row: str, metric: str) -> float | None:

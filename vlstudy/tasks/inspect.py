@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import VideoDataset, collate_videos
 from vlstudy.data.prompts import classification_prompt
-from vlstudy.models.losses import sample_hard_negatives
+from vlstudy.models.losses import multi_positive_contrastive_loss, sample_hard_negatives
 from vlstudy.models.mplug2 import MPLUG2Model
 from vlstudy.models.prompting import IGNORE_INDEX
 from vlstudy.tasks.classification import ClassificationConfig, model_inputs, score_fn
@@ -30,6 +31,7 @@ __all__ = [
     "look_inside_classification",
     "look_inside_mplug2",
     "look_inside_mplug_video",
+    "look_inside_multi_positive",
     "look_inside_text_lm",
 ]
 
@@ -197,6 +199,46 @@ def look_inside_captioning(model, video: torch.Tensor, captions: Sequence[str]) 
         ("token logits", _shape(logits), "causal: position i predicts token i + 1 from the tokens <= i and the video"),
         ("LM loss", f"{float(loss):.3f}", "token mean over the caption and EOS"),
     ], columns=["step", "tensor", "note"])
+
+
+def look_inside_multi_positive(model, video: torch.Tensor,
+                               layer_texts: dict[str, Sequence[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One batch through a dual encoder trained against several texts per video (the DeME-style baseline).
+
+    Args:
+        model: a model with ``contrastive_features(video, texts)`` and a ``contrastive`` head (mPLUG-video).
+        video: (B, T, C, H, W) clips.
+        layer_texts: layer → B texts (VideoMind's factual, abstract, intent): P positives per video.
+
+    Returns:
+        (steps, similarity): one row per step with its shape or value; the (B, B·P) cosine similarities, rows
+        videos, columns ``<video>:<layer>`` (a video's positives are the P columns of its own block).
+    """
+    layers = list(layer_texts)
+    texts = [text for item in zip(*layer_texts.values()) for text in item]  # video by video
+    with _inspecting(model):
+        video_feat, text_feat = model.contrastive_features(video, texts)  # (B, E), (B*P, E)
+        batch, num_pos = video_feat.shape[0], len(layers)
+        grouped = text_feat.view(batch, num_pos, -1)  # (B, P, E)
+        similarity = video_feat @ text_feat.T  # (B, B*P)
+        temp = model.contrastive.temp
+        loss = {mode: float(multi_positive_contrastive_loss(video_feat, grouped, temp, positives=mode))
+                for mode in ("each", "any")}
+    steps = pd.DataFrame([
+        ("video clips", _shape(video), "B clips of T frames"),
+        ("video features", _shape(video_feat), "the video CLS projected to E dims, unit length"),
+        ("layer texts → features", _shape(grouped),
+         f"P = {num_pos} texts per video ({', '.join(layers)}): the frozen LM's state at EOS, projected, unit length"),
+        ("similarity / temperature", f"({batch}, {batch * num_pos})",
+         f"every video against every text; temperature {float(temp):.3f}"),
+        ("loss, positives='each'", f"{loss['each']:.3f}",
+         f"every layer must rank high; its video→text half is >= log P = {np.log(num_pos):.3f}"),
+        ("loss, positives='any'", f"{loss['any']:.3f}", "one layer ranking high suffices (MIL-NCE)"),
+    ], columns=["step", "tensor", "note"])
+    columns = [f"{j}:{layer}" for j in range(batch) for layer in layers]
+    table = pd.DataFrame(similarity.float().cpu().numpy().round(3), columns=columns,
+                         index=pd.Index([f"video {i}" for i in range(batch)], name="video"))
+    return steps, table
 
 
 def look_inside_text_lm(tokenizer, block: torch.Tensor, shown: int = 80) -> pd.DataFrame:

@@ -40,7 +40,6 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
-from vlstudy.tasks.pretrain_alpro import alpro_features
 from vlstudy.tasks.pretrain_video import split_pool
 from vlstudy.train.trainer import TrainConfig, Trainer
 
@@ -99,10 +98,14 @@ def run(config: PretrainMPLUG2Config, paths: TaskPaths) -> TaskResult | None:
         return m.pretrain_losses(batch["video"], list(batch["title"]), seeded_generator(batch["index"], config.seed))
 
     def eval_fn(m, step):
-        features = alpro_features(m, val_set, config.eval_batch_size, "title")  # any model with tokenize/features
-        if features is None:
+        def fn(m, batch):
+            video_feat, text_feat = m.features(batch["video"], *m.tokenize(list(batch["title"])))  # (B, E) each
+            return {"video_feat": video_feat, "text_feat": text_feat}
+
+        table = predict(m, val_set, config.eval_batch_size, fn, desc="features")
+        if table is None:
             return {}
-        videos, texts = features
+        videos, texts = np.stack(table["video_feat"]), np.stack(table["text_feat"])  # (N, E) each
         result = retrieval_metrics(texts @ videos.T, np.arange(len(videos)))
         return {k: result.summary[k] for k in ("t2v_R@1", "t2v_R@5", "v2t_R@1", "v2t_R@5")}
 

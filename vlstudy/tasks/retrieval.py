@@ -20,8 +20,9 @@ ways to score a (text, video) pair, each fine-tuned on the retrieval train split
 Metrics: text→video and video→text R@1/5/10, median and mean rank (1-based), several ground-truth texts per video
 allowed, with 95% bootstrap intervals over videos.
 
-Outputs in ``paths.out``: ``similarity_<scores>.npy`` (texts x videos), ``texts.csv``, ``per_item_<scores>.csv``,
-and ``train_log.jsonl``.
+Outputs in ``paths.out``: ``model/`` (the fine-tuned model, ``save_pretrained``: later stages such as
+``videomind_retrieval`` score other texts with it), ``similarity_<scores>.npy`` (texts x videos), ``texts.csv``,
+``per_item_<scores>.csv`` and ``train_log.jsonl``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams"]
+__all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams", "text_features",
+           "video_features"]
 
 Method = Literal["mplug_contrastive", "mplug_matching", "alpro", "mplug2"]
 # The model class each method fine-tunes: the backbone with the heads its loss uses.
@@ -156,8 +158,12 @@ def _texts(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["video", "video_id", "text"])
 
 
-def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
-    """(K, E) text features of a dual encoder, computed on every process (texts are few and cheap)."""
+def text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
+    """(K, E) L2-normalised text features of a dual encoder, computed on every process (texts are few and cheap).
+
+    A model with ``contrastive_features(video, texts)`` (mPLUG-video's interface) is read through it; ALPRO
+    through ``features`` on its own tokens.
+    """
     feats = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -169,6 +175,13 @@ def _text_features(model, texts: list[str], batch_size: int) -> np.ndarray:
     return torch.cat(feats).float().cpu().numpy()
 
 
+def video_features(model, video: torch.Tensor) -> torch.Tensor:
+    """(B, E) L2-normalised video features of a dual encoder for clips (B, T, C, H, W) (see `text_features`)."""
+    if isinstance(model, ENCODERS):
+        return model.features(video)[0].float()
+    return model.contrastive_features(video)[0].float()
+
+
 def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) -> dict[str, np.ndarray] | None:
     """{score set: (texts, videos) similarity} on rank 0 (None elsewhere)."""
     if config.method == "mplug_matching":
@@ -178,16 +191,12 @@ def score_matrices(model, config: RetrievalConfig, dataset, texts: list[str]) ->
             return None
         return {name: np.stack(table[name]).T for name in ("generative", "head")}  # (K, V)
 
-    def video_features(m, b):
-        if isinstance(m, ENCODERS):
-            return {"feat": m.features(b["video"])[0].float()}
-        return {"feat": m.contrastive_features(b["video"])[0].float()}
-
     was_training = model.training
     model.eval()
-    text_feat = _text_features(model, texts, config.eval_batch_size)
+    text_feat = text_features(model, texts, config.eval_batch_size)
     model.train(was_training)
-    table = predict(model, dataset, config.eval_batch_size, video_features, desc="video features")
+    table = predict(model, dataset, config.eval_batch_size, lambda m, b: {"feat": video_features(m, b["video"])},
+                    desc="video features")
     if table is None:
         return None
     similarity = text_feat @ np.stack(table["feat"]).T  # (K, V)
@@ -264,6 +273,7 @@ def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
             with io.atomic_path(out / f"similarity_{name}.npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, similarity.astype(np.float32))
             io.write_table(out / f"per_item_{name}.csv", metrics.per_item)
+        model.save_pretrained(out / "model")
         shutil.copy(summary.log_path, out / "train_log.jsonl")
     modes = {"contrastive": "dual encoder, every pair", "rerank": f"contrastive top-{config.rerank_k} re-ranked by "
              "the matching head", "generative": "是/否 log-odds, every pair", "head": "matching head, every pair"}
