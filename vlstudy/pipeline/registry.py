@@ -26,6 +26,9 @@ STAGES: dict[str, str] = {
     "finetune_retrieval": "vlstudy.tasks.retrieval:FinetuneRetrievalParams",
     "modality_summary": "vlstudy.report.ablation:ModalitySummaryParams",
     "human_eval": "vlstudy.tasks.human_eval:HumanEvalParams",
+    "panda_splitting": "vlstudy.tasks.panda_splitting:PandaSplittingParams",
+    "panda_captions": "vlstudy.tasks.panda_captions:PandaCaptionsParams",
+    "panda_student": "vlstudy.tasks.panda_student:PandaStudentParams",
     "report": "vlstudy.report.index:ReportParams",
 }
 

@@ -31,14 +31,16 @@ from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.panda.embedders import load_embedder
 from vlstudy.panda.lpips import load_lpips
 from vlstudy.panda.split_quality import truth_from_source
-from vlstudy.panda.split_study import (SHOT_DETECTION, STITCHING, keyframe_lpips, method_quality, split_methods,
-                                       stitching_finding)
-from vlstudy.report.paper import paper_value
+from vlstudy.panda.split_study import (PAPER_ROWS, SHOT_DETECTION, STITCHING, keyframe_lpips, method_quality,
+                                       split_methods, stitching_finding)
+from vlstudy.panda.splitting import PAPER_SETTINGS, SplitSettings, split_video
 from vlstudy.tasks.common import PhaseTimer, TaskPaths, TaskResult, interval_summary
 
-__all__ = ["PandaSplittingParams", "VIDEO_SUFFIXES", "list_videos", "run"]
+__all__ = ["PandaSplittingParams", "VIDEO_SUFFIXES", "MEASURES", "list_videos", "look_inside", "table2", "run"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv")
+MEASURES = {"precision": "boundary P", "recall": "boundary R", "F1": "boundary F1", "purity": "purity (%)",
+            "mean_clip_seconds": "avg clip length (s)", "clip_score": "max running LPIPS"}
 
 
 @dataclass
@@ -115,12 +117,47 @@ def _finding(decision: dict, label: str, comparable_with_paper: bool, margin: fl
             f"videos. {label}" + ("" if comparable_with_paper else " (its values order the methods, their scale is "
                                                                       "not the paper's)."))
     return {"claim": "stitching gives longer clips than shot detection at a comparable Max Running LPIPS",
-            "paper": f"PySceneDetect {paper_value('Panda Table 2', 'shot_detection', 'avg_len_s')} s / "
-                     f"{paper_value('Panda Table 2', 'shot_detection', 'max_running_lpips')}, stitching "
-                     f"{paper_value('Panda Table 2', 'stitching', 'avg_len_s')} s / "
-                     f"{paper_value('Panda Table 2', 'stitching', 'max_running_lpips')}",
             "ours": decision["ours"], "low": decision["low"], "high": decision["high"],
             "holds": decision["holds"], "note": note}
+
+
+def look_inside(path: str | Path, embedder, settings: SplitSettings = PAPER_SETTINGS) -> pd.DataFrame:
+    """One video's shots and the two distances stitching decides on, against the paper's thresholds.
+
+    Returns:
+        One row per shot: its span (s), the start-end feature distance (a transition above
+        ``transition_threshold``), the distance from the previous shot's end (merged at or below
+        ``merge_threshold``), and what stitching did with it.
+    """
+    result = split_video(path, embedder, settings)
+    f = result.features
+    kept = set(map(tuple, result.stitching.kept_shots))
+    rows = []
+    for k, (a, b) in enumerate(result.shots):
+        inner = float(np.linalg.norm(f[k, 0] - f[k, 1]))
+        gap = float(np.linalg.norm(f[k - 1, 1] - f[k, 0])) if k else float("nan")
+        merged = k and (a, b) in kept and tuple(result.shots[k - 1]) in kept and gap <= settings.merge_threshold
+        rows.append({"shot": k, "start_s": a / result.fps, "end_s": b / result.fps,
+                     f"start-end distance (> {settings.transition_threshold}: transition)": round(inner, 3),
+                     f"from previous end (<= {settings.merge_threshold}: merge)": round(gap, 3),
+                     "stitching": "dropped (transition)" if (a, b) not in kept else
+                     ("merged with the previous shot" if merged else "starts an event")})
+    return pd.DataFrame(rows)
+
+
+def table2(metrics: dict) -> pd.DataFrame:
+    """Table 2 as numbers: one row per method, each measure's estimate, ``_low`` and ``_high`` (NaN when the
+    measure needs ground truth the videos lack); ``paper_row``: the method's row in the paper's Table 2 (or None)."""
+    rows = []
+    for method, values in metrics["methods"].items():
+        row = {"method": method, "n_clips": values["n_clips"]["estimate"]}
+        for measure in MEASURES:
+            entry = values.get(measure, {})
+            for suffix, key in (("", "estimate"), ("_low", "low"), ("_high", "high")):
+                row[measure + suffix] = entry.get(key, np.nan)
+        row["paper_row"] = PAPER_ROWS.get(method)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def run(config: PandaSplittingParams, paths: TaskPaths) -> TaskResult:

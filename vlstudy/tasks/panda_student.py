@@ -47,13 +47,13 @@ from vlstudy.panda.student import TextQFormerConfig
 from vlstudy.panda.student_captioner import StudentCaptioner
 from vlstudy.panda.teachers import TEACHERS, metadata_prompt, preference, score_candidates, system_scores, \
     unique_candidates
-from vlstudy.report.paper import paper_value
 from vlstudy.tasks.common import (PhaseTimer, TaskPaths, TaskResult, VideoInputConfig, interval_summary, load_model,
                                   predict, seeded_generator, zero_loss)
 from vlstudy.tasks.panda_teachers import SETS, eval_dataset, recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["StudentTextConfig", "PandaStudentParams", "SYSTEMS", "run"]
+__all__ = ["StudentTextConfig", "PandaStudentParams", "SYSTEMS", "TEACHERS", "NO_BERTSCORE", "set_records",
+           "look_inside", "run"]
 
 STUDENTS = ("student_video", "student_video_text")
 SYSTEMS = (*TEACHERS, "all_teachers", *STUDENTS)
@@ -122,10 +122,28 @@ class PandaStudentParams:
             raise ValueError(f"p_text must be in [0, 1] and nproc 1 (one process), got {self.p_text}, {self.nproc}")
 
 
-def _records(data: str, name: str, ids: list[str]) -> pd.DataFrame:
+def set_records(data: str, name: str, ids: list[str]) -> pd.DataFrame:
     """The prepared records of set `name` for the clips `ids`, in that order."""
     table = load_split(data, *SETS[name]).set_index("video_id", drop=False)
     return table.loc[ids].reset_index(drop=True)
+
+
+def look_inside(student: StudentCaptioner, video: torch.Tensor, clips: pd.DataFrame) -> pd.DataFrame:
+    """The student's LM prefix for a few clips (video (B, T, C, H, W); `clips` with their designed metadata),
+    without and with the metadata: one row per clip and mode with the prefix's shape and where its tokens come from."""
+    prompts = [metadata_prompt(d, s) for d, s in zip(clips["description"], clips["subtitles"])]
+    rows = []
+    with torch.no_grad():
+        for with_text in (False, True):
+            prefixes = student.prefix(video, prompts, torch.full((len(prompts),), with_text))
+            for vid, prompt, prefix in zip(clips["video_id"], prompts, prefixes):
+                rows.append({"clip": vid, "metadata given": with_text, "LM prefix": tuple(prefix.shape),
+                             "tokens": f"{student.captioner.config.abstractor.num_queries} video"
+                             + (f" + {student.text_branch.config.num_queries} text (from "
+                                f"{min(len(prompt), student.max_metadata_tokens)} metadata characters)"
+                                if with_text else ""),
+                             "metadata": prompt if with_text else ""})
+    return pd.DataFrame(rows)
 
 
 def _train(config: PandaStudentParams, student: StudentCaptioner, dataset, prompts: list[str], targets: list[str],
@@ -173,20 +191,16 @@ def _findings(pref: MetricResult, seed: int, n_boot: int) -> dict:
     closest = min(margins, key=lambda t: margins[t].estimate)
     text = paired_bootstrap_ci(credit["student_video_text"], credit["student_video"], rng=rng, n_boot=n_boot)
     listed = "; ".join(f"{t} {m.estimate:+.1f} [{m.low:.1f}, {m.high:.1f}]" for t, m in margins.items())
-    paper = {r: paper_value("Panda Table 4", r, "preference") for r in
-             ("best_single_teacher", "student_video", "student_video_text")}
     return {
         "panda_student_beats_every_teacher": {
             "claim": "the student (video only) beats every single teacher", "ours": margins[closest].estimate,
             "low": margins[closest].low, "high": margins[closest].high,
-            "paper": f"preference ratio {paper['student_video']} vs the best teacher's {paper['best_single_teacher']}",
             "holds": all(m.low > 0 for m in margins.values()),
             "note": f"student (video) minus each teacher, preference-ratio points, paired bootstrap over clips: "
                     f"{listed}; ours/low/high are the closest teacher's ({closest})"},
         "panda_student_text_helps": {
             "claim": "the student with text beats the student on video only", "ours": text.estimate,
             "low": text.low, "high": text.high,
-            "paper": f"preference ratio {paper['student_video_text']} vs {paper['student_video']}",
             "holds": text.low > 0, "note": "preference-ratio points, paired bootstrap over clips"},
     }
 
@@ -196,8 +210,8 @@ def run(config: PandaStudentParams, paths: TaskPaths) -> TaskResult:
     captions = Path(config.captions)
     pool = pd.read_csv(captions / "captions_pool.csv", keep_default_na=False)
     evaluation = pd.read_csv(captions / "captions_eval.csv", keep_default_na=False)
-    records = {"pool": _records(paths.data, "pool", pool["video_id"].astype(str).tolist()),
-               "eval": _records(paths.data, "eval", evaluation["video_id"].astype(str).tolist())}
+    records = {"pool": set_records(paths.data, "pool", pool["video_id"].astype(str).tolist()),
+               "eval": set_records(paths.data, "eval", evaluation["video_id"].astype(str).tolist())}
     prompts = {name: [metadata_prompt(d, s) for d, s in zip(table["description"], table["subtitles"])]
                for name, table in (("pool", pool), ("eval", evaluation))}
     captioner = load_model(MPLUGVideoModel, config.init, True, 16)
