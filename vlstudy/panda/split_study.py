@@ -99,7 +99,7 @@ def keyframe_lpips(split: VideoSplit, model: LPIPS, max_side: int | None = None,
 
     The same numbers as :func:`vlstudy.panda.lpips.max_running_lpips` on each clip's frames (NaN for a clip
     under 1 s), computed once per distinct pair of consecutive keyframes over all methods: the once-per-second
-    keyframes are decoded once per video, scaled to `max_side`, and the pairs go through LPIPS in batches.
+    keyframes are decoded once per video, scaled to `max_side`, and each goes through AlexNet once.
     """
     keys = {m: [s + keyframe_indices(e - s, split.fps) for s, e in clips] for m, (_, clips) in split.methods.items()}
     pairs = sorted({(int(a), int(b)) for ks in keys.values() for k in ks for a, b in zip(k[:-1], k[1:])})
@@ -109,7 +109,7 @@ def keyframe_lpips(split: VideoSplit, model: LPIPS, max_side: int | None = None,
     frames = _shrink(read_frames(split.path, wanted), max_side)
     row = {int(f): i for i, f in enumerate(wanted)}
     a, b = (np.array([row[p[j]] for p in pairs]) for j in (0, 1))
-    distance = dict(zip(pairs, model.frames(frames[a], frames[b], batch_size).tolist()))
+    distance = dict(zip(pairs, model.pair_distances(frames, a, b, batch_size).tolist()))
     return {m: np.array([max(distance[int(x), int(y)] for x, y in zip(k[:-1], k[1:])) if len(k) >= 2 else np.nan
                          for k in ks], dtype=np.float64) for m, ks in keys.items()}
 
