@@ -119,7 +119,8 @@ class PandaCaptionsParams:
 
 
 def _teachers(config: PandaCaptionsParams, sets: ClipSets, paths: TaskPaths, timer: PhaseTimer) -> dict:
-    """Each teacher as (model or None, frame positions or None, prompted, captioner)."""
+    """teacher -> (its model or the text captioner, the cached frames it reads or None for all, whether it reads
+    the metadata prompt)."""
     work = Path(paths.work)
     with timer("train"):
         frame = train_teacher(config.frame_teacher, sets, 1, [config.frame_position], False, config.decode,
@@ -183,7 +184,7 @@ def run(config: PandaCaptionsParams, paths: TaskPaths) -> TaskResult:
     encoder = teachers["video"][0].config.video
     captions = {}
     for name in ("select", "eval", "pool"):
-        with timer("decode"):
+        with timer("caption"):
             captions[name] = _caption_set(config, teachers, sets, name, paths, encoder)
     with timer("evaluate"):  # the oracle: the select clips' one caption, the eval clips' references
         unique = {name: unique_candidates(captions[name]) for name in ("select", "eval", "pool")}
