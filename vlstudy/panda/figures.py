@@ -13,15 +13,17 @@ from matplotlib.figure import Figure
 __all__ = ["plot_split_tradeoff", "plot_rates"]
 
 
-def plot_split_tradeoff(table: pd.DataFrame, lpips_label: str, title: str) -> Figure:
+def plot_split_tradeoff(table: pd.DataFrame, lpips_label: str, title: str, show_paper: bool) -> Figure:
     """Panda Table 2 as a plane: mean clip length (x) against Max Running LPIPS (y), one point per method with
-    95 % whiskers both ways; the paper's rows as hollow markers when the LPIPS is comparable with the paper's.
+    95 % whiskers both ways; the paper's rows as hollow markers when `show_paper` (only when the LPIPS backbone is
+    the paper's: a random AlexNet's values are on another scale).
 
     Args:
         table: ``method``, ``mean_clip_seconds`` and ``clip_score`` with ``_low``/``_high`` columns, and optional
             ``paper_avg_len_s`` / ``paper_max_running_lpips`` (NaN without a counterpart).
         lpips_label: the y axis's name (says when the backbone is random).
         title: the title.
+        show_paper: draw the paper's points.
     """
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for _, row in table.iterrows():
@@ -29,7 +31,7 @@ def plot_split_tradeoff(table: pd.DataFrame, lpips_label: str, title: str) -> Fi
         ax.errorbar(x, y, xerr=[[x - row["mean_clip_seconds_low"]], [row["mean_clip_seconds_high"] - x]],
                     yerr=[[y - row["clip_score_low"]], [row["clip_score_high"] - y]], fmt="o", capsize=4)
         ax.annotate(row["method"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-        if "paper_avg_len_s" in row and np.isfinite(row.get("paper_max_running_lpips", np.nan)):
+        if show_paper and np.isfinite(row.get("paper_max_running_lpips", np.nan)):
             ax.plot(row["paper_avg_len_s"], row["paper_max_running_lpips"], "s", mfc="none", color="#888")
             ax.annotate(f"{row['method']} (paper)", (row["paper_avg_len_s"], row["paper_max_running_lpips"]),
                         textcoords="offset points", xytext=(6, -10), fontsize=7, color="#888")
