@@ -2,7 +2,8 @@
 
 Four teachers read different inputs (:data:`vlstudy.panda.teachers.TEACHERS`): ``video`` is the
 ``finetune_captioning`` model (16 frames); ``frame`` (1 frame) and ``video_text`` (16 frames + the metadata prompt)
-are trained here on the captioning train clips; ``text`` is the nearest-neighbour caption by metadata. The clips'
+start from it and are trained further here on the captioning train clips, reading their own inputs; ``text`` is the
+nearest-neighbour caption by metadata. The clips'
 metadata is designed to be truthful, uninformative or misleading per clip (:mod:`vlstudy.panda.teachers`), so
 that which teacher is best depends on the clip. The sets of clips (``train`` / ``select`` / ``pool`` / ``eval``)
 are :mod:`vlstudy.tasks.panda_teachers`'s.
@@ -72,7 +73,7 @@ class PandaCaptionsParams:
 
     Attributes:
         video_teacher: the video teacher (16 frames): the captioning stage's model, trained on the train clips.
-        frame_teacher: the 1-frame teacher: start and training.
+        frame_teacher: the 1-frame teacher: start (the video teacher, read one frame at a time) and training.
         frame_position: which of the 16 cached frames the frame teacher reads (8: the middle).
         video_text_teacher: the video + metadata teacher: start and training.
         metadata: how often each clip's metadata is truthful, chit-chat or another class's.
@@ -92,7 +93,7 @@ class PandaCaptionsParams:
 
     video_teacher: str = "checkpoints/finetune_captioning/mplug_video/model"
     frame_teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
-        init="checkpoints/pretrain_video/model", train=recipe_train(epochs=3)))
+        init="checkpoints/finetune_captioning/mplug_video/model", train=recipe_train(epochs=2)))
     frame_position: int = 8
     video_text_teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(
         init="checkpoints/finetune_captioning/mplug_video/model", train=recipe_train(lr=1e-4, epochs=1)))
@@ -100,7 +101,7 @@ class PandaCaptionsParams:
     ground_truth: str | None = "data/mini_youku/ground_truth.csv"
     selector: SelectorConfig = field(default_factory=SelectorConfig)
     select_clips: int | None = 300
-    pool_clips: int | None = 900
+    pool_clips: int | None = 600
     num_beams: int = 1
     max_new_tokens: int = 32
     eval_batch_size: int = 32

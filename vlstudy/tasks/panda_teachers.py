@@ -66,7 +66,7 @@ class TeacherConfig:
         train: its optimisation on the captioning train clips.
     """
 
-    init: str = "checkpoints/pretrain_video/model"
+    init: str = "checkpoints/finetune_captioning/mplug_video/model"
     train: TrainConfig = field(default_factory=recipe_train)
 
 
