@@ -88,7 +88,8 @@ class PandaStudentParams:
         init: the mPLUG-video folder the student's vision branch starts from (its frozen LM comes along).
         text: the text branch.
         p_text: share of training samples that get their metadata (the rest train the vision branch).
-        train: optimisation on the pool clips' selected captions.
+        train: optimisation on the pool clips' selected captions (the new text branch at lr, the pre-trained
+            captioner at 0.1 lr, as the official rule for pre-trained weights).
         num_beams: beam width at decoding (1 = greedy, as the teachers).
         max_new_tokens: longest caption in tokens.
         eval_batch_size: clips per batch at decoding.
@@ -104,7 +105,8 @@ class PandaStudentParams:
     init: str = "checkpoints/finetune_captioning/mplug_video/model"
     text: StudentTextConfig = field(default_factory=StudentTextConfig)
     p_text: float = 0.5
-    train: TrainConfig = field(default_factory=lambda: recipe_train(lr=1e-4, epochs=2, warmup_steps=10))
+    train: TrainConfig = field(default_factory=lambda: recipe_train(lr=1e-3, epochs=2, warmup_steps=10,
+                                                                     lr_scale={"captioner": 0.1}))
     num_beams: int = 1
     max_new_tokens: int = 32
     eval_batch_size: int = 32
