@@ -14,8 +14,15 @@ from vlstudy.models.mplug_video import MPLUGVideoModel
 from vlstudy.panda.embedders import PixelStatsEmbedder, VideoModuleEmbedder, load_embedder
 from vlstudy.panda.lpips import load_lpips, max_running_lpips
 from vlstudy.panda.split_quality import clip_lengths
-from vlstudy.panda.split_study import (SHOT_DETECTION, STITCHING, STITCHING_RELEASED, keyframe_lpips,
-                                       method_quality, split_methods, stitching_finding)
+from vlstudy.panda.split_study import (
+    SHOT_DETECTION,
+    STITCHING,
+    STITCHING_RELEASED,
+    keyframe_lpips,
+    method_quality,
+    split_methods,
+    stitching_finding,
+)
 from vlstudy.panda.splitting import Segment
 
 

@@ -7,8 +7,17 @@ import pandas as pd
 import pytest
 
 from vlstudy.metrics.base import MetricError
-from vlstudy.panda.teachers import (MetadataDesign, MetadataNNCaptioner, design_metadata, metadata_prompt,
-                                    oracle_choice, preference, score_candidates, system_scores, unique_candidates)
+from vlstudy.panda.teachers import (
+    MetadataDesign,
+    MetadataNNCaptioner,
+    design_metadata,
+    metadata_prompt,
+    oracle_choice,
+    preference,
+    score_candidates,
+    system_scores,
+    unique_candidates,
+)
 
 SUBJECTS = ["一位歌手", "一名厨师", "一位球员", "一只小猫"]
 

@@ -23,9 +23,8 @@ they mean the same thing for another embedder than ImageBind is an empirical que
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import numpy as np
 import torch

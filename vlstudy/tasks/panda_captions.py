@@ -39,12 +39,37 @@ from vlstudy.models.alpro import ALPROForPretraining
 from vlstudy.models.mplug_video import MPLUGVideoModel
 from vlstudy.panda.selection import FrameSubset, candidate_scores, selection_loss
 from vlstudy.panda.selector import cider_scores, selection_metrics
-from vlstudy.panda.teachers import (TEACHERS, MetadataDesign, MetadataNNCaptioner, oracle_choice, preference,
-                                    score_candidates, system_scores, unique_candidates)
-from vlstudy.tasks.common import (PhaseTimer, TaskPaths, TaskResult, VideoInputConfig, interval_summary, load_model,
-                                  model_train_config, predict, zero_loss)
-from vlstudy.tasks.panda_teachers import (ClipSets, TeacherConfig, clip_labels, eval_dataset, generate_captions,
-                                          load_clip_sets, recipe_train, train_teacher)
+from vlstudy.panda.teachers import (
+    TEACHERS,
+    MetadataDesign,
+    MetadataNNCaptioner,
+    oracle_choice,
+    preference,
+    score_candidates,
+    system_scores,
+    unique_candidates,
+)
+from vlstudy.tasks.common import (
+    PhaseTimer,
+    TaskPaths,
+    TaskResult,
+    VideoInputConfig,
+    interval_summary,
+    load_model,
+    model_train_config,
+    predict,
+    zero_loss,
+)
+from vlstudy.tasks.panda_teachers import (
+    ClipSets,
+    TeacherConfig,
+    clip_labels,
+    eval_dataset,
+    generate_captions,
+    load_clip_sets,
+    recipe_train,
+    train_teacher,
+)
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["SelectorConfig", "PandaCaptionsParams", "run"]
@@ -223,7 +248,8 @@ def run(config: PandaCaptionsParams, paths: TaskPaths) -> TaskResult:
         _write(Path(paths.out), sets, captions, unique, picks, oracle, eval_scores, teacher_cider, pool_scores)
         selector.save_pretrained(Path(paths.out) / "selector")
     findings = {
-        **_finding("panda_no_teacher_dominates", "no single teacher gives the best caption for most clips", (rates.summary[top], metrics["selective_rate"][top]["low"], top_high), top_high < 50.0,
+        **_finding("panda_no_teacher_dominates", "no single teacher gives the best caption for most clips",
+                   (rates.summary[top], metrics["selective_rate"][top]["low"], top_high), top_high < 50.0,
                    f"the most selected of {len(TEACHERS)} teachers is {top}; HOLDS when its rate's upper 95 % bound "
                    f"is below 50 % (oracle: best CIDEr against the references; ties share the clip)"),
         **_finding("panda_selector_fine_tuning", "the fine-tuned selector picks the best caption more often than the "

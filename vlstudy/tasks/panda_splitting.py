@@ -33,8 +33,15 @@ from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.panda.embedders import load_embedder
 from vlstudy.panda.lpips import load_lpips
 from vlstudy.panda.split_quality import truth_from_source
-from vlstudy.panda.split_study import (PAPER_ROWS, SHOT_DETECTION, STITCHING, keyframe_lpips, method_quality,
-                                       split_methods, stitching_finding)
+from vlstudy.panda.split_study import (
+    PAPER_ROWS,
+    SHOT_DETECTION,
+    STITCHING,
+    keyframe_lpips,
+    method_quality,
+    split_methods,
+    stitching_finding,
+)
 from vlstudy.panda.splitting import PAPER_SETTINGS, SplitSettings, split_video
 from vlstudy.tasks.common import PhaseTimer, TaskPaths, TaskResult, interval_summary
 

@@ -45,10 +45,25 @@ from vlstudy.panda.bertscore import BertScorer
 from vlstudy.panda.selector import cider_scores
 from vlstudy.panda.student import TextQFormerConfig
 from vlstudy.panda.student_captioner import StudentCaptioner
-from vlstudy.panda.teachers import TEACHERS, metadata_prompt, preference, score_candidates, system_scores, \
-    unique_candidates
-from vlstudy.tasks.common import (PhaseTimer, TaskPaths, TaskResult, VideoInputConfig, interval_summary, load_model,
-                                  predict, seeded_generator, zero_loss)
+from vlstudy.panda.teachers import (
+    TEACHERS,
+    metadata_prompt,
+    preference,
+    score_candidates,
+    system_scores,
+    unique_candidates,
+)
+from vlstudy.tasks.common import (
+    PhaseTimer,
+    TaskPaths,
+    TaskResult,
+    VideoInputConfig,
+    interval_summary,
+    load_model,
+    predict,
+    seeded_generator,
+    zero_loss,
+)
 from vlstudy.tasks.panda_teachers import SETS, eval_dataset, recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
