@@ -119,3 +119,12 @@ def test_max_running_lpips_finds_the_largest_change():
     assert result.values[1] == pytest.approx(float(model.frames(still[[4]], jump[[8]])[0]))
     assert result.mean == pytest.approx(result.values[1] / 2)
     assert result.label == RANDOM_BACKBONE_LABEL and not result.comparable_with_paper
+
+
+def test_pair_distances_equal_distances_of_the_paired_frames():
+    model = load_lpips(seed=3)
+    frames = np.random.default_rng(0).integers(0, 256, (5, 40, 36, 3), dtype=np.uint8)
+    a, b = np.array([0, 1, 1, 4, 2]), np.array([1, 2, 3, 0, 2])
+    np.testing.assert_allclose(model.pair_distances(frames, a, b, batch_size=2), model.frames(frames[a], frames[b]),
+                               rtol=1e-5, atol=1e-6)
+    assert model.pair_distances(frames, a, b)[4] == 0.0  # a frame against itself

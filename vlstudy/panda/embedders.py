@@ -11,7 +11,11 @@ vectors. ImageBind's weights cannot be fetched here, so the embedder is a parame
 * :class:`VideoModuleEmbedder`: the kit's own video encoder, or any module mapping (B, T, C, H, W) pixels to
   (B, 1 + N*T, D) tokens with CLS first; each frame is fed as a still clip of ``num_frames`` copies; the CLS
   token is the embedding.
-* :class:`PixelStatsEmbedder`: a fixed, parameter-free embedder for tests and the default study (below).
+* :class:`PixelStatsEmbedder`: a fixed, parameter-free embedder for tests and CPU studies (below).
+
+:func:`load_embedder` turns one parameter into an embedder: ``pixel_stats``, a folder saved by the kit
+(mPLUG-video or ALPRO: the video encoder's weights are read strictly from its safetensors, without loading the
+language model), or any other local Hugging Face vision model folder.
 
 Every embedder returns L2-normalised float32 rows, so the official thresholds apply on the same scale; whether
 they mean the same thing for another embedder than ImageBind is an empirical question (see the study's numbers).
@@ -19,6 +23,7 @@ they mean the same thing for another embedder than ImageBind is an empirical que
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +31,14 @@ import torch
 from torch import nn
 
 from vlstudy.data.transforms import CLIP_MEAN, CLIP_STD, normalize, resize_frames, to_tensor
+from vlstudy.models.loading import CheckpointError, weights_file
+from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderModel
 
-__all__ = ["l2_normalize", "rgb_to_hsv", "PixelStatsEmbedder", "HFImageEmbedder", "VideoModuleEmbedder"]
+__all__ = ["l2_normalize", "rgb_to_hsv", "PixelStatsEmbedder", "HFImageEmbedder", "VideoModuleEmbedder",
+           "load_video_encoder", "load_embedder", "PIXEL_STATS"]
+
+PIXEL_STATS = "pixel_stats"  # the `load_embedder` name of the parameter-free embedder
+_ENCODER_PREFIX = "video_encoder."  # state-dict prefix of the video encoder in the kit's models
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -169,3 +180,55 @@ class VideoModuleEmbedder:
             tokens = getattr(out, "last_hidden_state", out)
             rows.append(tokens[:, 0].float().cpu().numpy())
         return l2_normalize(np.concatenate(rows))
+
+
+def load_video_encoder(model_dir: str | Path) -> VideoEncoderModel:
+    """The video encoder of a model folder saved by the kit (mPLUG-video, ALPRO: a ``video`` sub-config and
+    ``video_encoder.*`` tensors), read strictly from its safetensors without building the rest of the model.
+
+    Raises:
+        FileNotFoundError: no such folder or weights.
+        CheckpointError: the folder is not a kit model with a video encoder, or its tensors do not fit it.
+    """
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    weights = weights_file(model_dir)
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    if not isinstance(config.get("video"), dict):
+        raise CheckpointError(f"{model_dir / 'config.json'}: no 'video' sub-config (not a kit video-language model)")
+    video = VideoEncoderConfig.from_dict({**config["video"], "pretrained_path": None})
+    encoder = VideoEncoderModel(video)
+    tensors = {k[len(_ENCODER_PREFIX):]: v for k, v in load_file(str(weights)).items() if k.startswith(_ENCODER_PREFIX)}
+    missing, unexpected = encoder.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{weights}: video encoder tensors missing {sorted(missing)[:8]}, unexpected "
+                              f"{sorted(unexpected)[:8]}")
+    return encoder.eval()
+
+
+def load_embedder(source: str, batch_size: int = 16, device: str = "cpu"):
+    """A frame embedder from one parameter.
+
+    Args:
+        source: ``"pixel_stats"`` (:class:`PixelStatsEmbedder`); a folder saved by the kit whose ``config.json``
+            has a ``video`` sub-config (its video encoder, :class:`VideoModuleEmbedder`, each frame a still clip
+            of the encoder's frame count); or any other local Hugging Face vision model folder
+            (:class:`HFImageEmbedder`).
+        batch_size: frames (or still clips) per forward pass.
+        device: torch device of a neural embedder.
+
+    Returns:
+        A callable frames (N, H, W, 3) uint8 -> (N, D) unit rows.
+    """
+    if source == PIXEL_STATS:
+        return PixelStatsEmbedder()
+    folder = Path(source)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such model folder (or give {PIXEL_STATS!r})")
+    config = folder / "config.json"
+    if config.is_file() and isinstance(json.loads(config.read_text(encoding="utf-8")).get("video"), dict):
+        encoder = load_video_encoder(folder).to(device)
+        return VideoModuleEmbedder(encoder, encoder.config.num_frames, encoder.config.image_size,
+                                   batch_size=batch_size)
+    return HFImageEmbedder(folder, batch_size=batch_size, device=device)

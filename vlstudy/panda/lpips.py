@@ -119,14 +119,32 @@ class LPIPS(nn.Module):
         if x0.shape != x1.shape or x0.ndim != 4 or x0.shape[1] != 3 or min(x0.shape[-2:]) < MIN_SIDE:
             raise ValueError(f"LPIPS needs two (B, 3, H, W) batches with H, W >= {MIN_SIDE}; got "
                              f"{tuple(x0.shape)} and {tuple(x1.shape)}")
-        taps0 = self.net((x0 - self.shift) / self.scale)
-        taps1 = self.net((x1 - self.shift) / self.scale)
+        return self._distance(self._taps(x0), self._taps(x1))
+
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The five AlexNet taps of (B, 3, H, W) images in [-1, 1], each unit-normalised over channels."""
+        return [f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10) for f in self.net((x - self.shift) / self.scale)]
+
+    def _distance(self, taps0: list[torch.Tensor], taps1: list[torch.Tensor]) -> torch.Tensor:
+        """(B,) the calibrated, spatially averaged squared tap differences, summed over the five layers."""
         total = 0
         for lin, f0, f1 in zip(self.lins, taps0, taps1):
-            f0 = f0 / (f0.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            f1 = f1 / (f1.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
             total = total + lin((f0 - f1) ** 2).mean(dim=(2, 3))  # (B, 1)
         return total[:, 0]
+
+    @torch.no_grad()
+    def pair_distances(self, frames: np.ndarray, a: np.ndarray, b: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """(P,) distances between ``frames[a[p]]`` and ``frames[b[p]]`` (uint8 (N, H, W, 3)); each frame goes through
+        AlexNet once however many pairs it is in (the same values as :meth:`frames` on the paired frames)."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        chunks = [self._taps(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        if not chunks or not len(a):
+            return np.zeros(0, np.float32)
+        taps = [torch.cat(layer) for layer in zip(*chunks)]  # five (N, C, h, w)
+        a, b = torch.as_tensor(a, dtype=torch.long), torch.as_tensor(b, dtype=torch.long)
+        out = [self._distance([t[a[i:i + batch_size]] for t in taps], [t[b[i:i + batch_size]] for t in taps])
+               for i in range(0, len(a), batch_size)]
+        return torch.cat(out).numpy()
 
     @torch.no_grad()
     def frames(self, a: np.ndarray, b: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -29,12 +29,13 @@ import torch
 import torch.nn.functional as F
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.rouge.rouge import Rouge
 
 from vlstudy.metrics.base import ID_COLUMN, Mean, MetricError, MetricResult
 from vlstudy.metrics.captioning import normalize_caption
 
 __all__ = ["CaptionScorer", "candidate_weights", "weighted_info_nce", "selector_loss", "cider_scores",
-           "bleu4_scores", "oracle_selection", "acceptable_candidates", "selection_metrics"]
+           "bleu4_scores", "rouge_l_scores", "oracle_selection", "acceptable_candidates", "selection_metrics"]
 
 CaptionScorer = Callable[[Sequence[str], Sequence[Sequence[str]]], np.ndarray]  # captions, references -> (N,)
 
@@ -122,6 +123,12 @@ def cider_scores(candidates: Sequence[str], references: Sequence[Sequence[str]])
 def bleu4_scores(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """(N,) sentence BLEU-4 (x100) of each candidate against its references."""
     return _scored(lambda g, r: 100.0 * np.asarray(Bleu(4).compute_score(g, r, verbose=0)[1][3], dtype=np.float64),
+                   candidates, references)
+
+
+def rouge_l_scores(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """(N,) sentence ROUGE-L (x100) of each candidate against its references."""
+    return _scored(lambda g, r: 100.0 * np.asarray(Rouge().compute_score(g, r)[1], dtype=np.float64),
                    candidates, references)
 
 

@@ -18,7 +18,8 @@ so this module also measures
   subject an earlier clip of the same video already showed (``repeat_of`` in the ground truth).
 
 Results are :class:`vlstudy.metrics.base.MetricResult`s with one row per video (the bootstrap unit); every
-headline is a ratio of per-video sums, so its interval resamples videos.
+headline is a ratio of per-video sums, so its interval resamples videos. Videos without ground truth (a folder of
+real videos) get the truth-free part only: :func:`clip_lengths`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from scipy.optimize import linear_sum_assignment
 
 from vlstudy.metrics.base import ID_COLUMN, MetricResult
 
-__all__ = ["Truth", "truth_from_source", "boundary_intervals", "match_boundaries", "clip_purity", "split_quality"]
+__all__ = ["Truth", "truth_from_source", "boundary_intervals", "match_boundaries", "clip_purity", "split_quality",
+           "clip_lengths"]
 
 Span = tuple[float, float]
 
@@ -178,4 +180,34 @@ def split_quality(boundary_segments: Mapping[str, Sequence[Span]], clips: Mappin
     statistics = {name: ratio for name, ratio in ratios.items() if np.isfinite(summary[name])}
     summary.update(n_videos=len(per_item), n_clips=int(col["n_clips"].sum()),
                    n_repeated_clips=int(col["n_repeated"].sum()))
+    return MetricResult(summary=summary, per_item=per_item, statistics=statistics)
+
+
+def clip_lengths(clips: Mapping[str, Sequence[Span]],
+                 clip_scores: Mapping[str, Sequence[float]] | None = None) -> MetricResult:
+    """Mean clip length (and the mean of a per-clip score such as Max Running LPIPS) over videos without truth.
+
+    Args:
+        clips: video id -> clips (s); defines the videos.
+        clip_scores: video id -> one score per clip (NaN = undefined, left out).
+
+    Returns:
+        MetricResult: summary ``mean_clip_seconds``, ``clip_score`` (if given), ``n_videos``, ``n_clips``; one row
+        per video; the same statistics as :func:`split_quality` (ratios of per-video sums).
+    """
+    rows = []
+    for video, spans in clips.items():
+        scores = np.asarray(clip_scores[video] if clip_scores is not None else [], dtype=np.float64)
+        if clip_scores is not None and len(scores) != len(spans):
+            raise ValueError(f"video {video!r}: {len(scores)} clip scores for {len(spans)} clips")
+        rows.append({ID_COLUMN: str(video), "n_clips": len(spans), "clip_seconds": float(sum(b - a for a, b in spans)),
+                     "score_sum": float(np.nansum(scores)), "n_scored": int(np.isfinite(scores).sum())})
+    per_item = pd.DataFrame(rows, columns=[ID_COLUMN, "n_clips", "clip_seconds", "score_sum", "n_scored"])
+    col = {k: per_item[k].to_numpy(dtype=np.float64) for k in per_item.columns if k != ID_COLUMN}
+    ratios = {"mean_clip_seconds": _Ratio(col["clip_seconds"], col["n_clips"])}
+    if clip_scores is not None:
+        ratios["clip_score"] = _Ratio(col["score_sum"], col["n_scored"])
+    summary = {name: float(ratio(np.ones((1, len(per_item))))[0]) for name, ratio in ratios.items()}
+    statistics = {name: ratio for name, ratio in ratios.items() if np.isfinite(summary[name])}
+    summary.update(n_videos=len(per_item), n_clips=int(col["n_clips"].sum()))
     return MetricResult(summary=summary, per_item=per_item, statistics=statistics)

@@ -192,6 +192,8 @@ class SplitResult:
         scenes: PySceneDetect's scenes.
         shots: scenes with long ones cut into pieces (the official ``cutscene_frame_idx``).
         stitching: the stitching steps (events, clips).
+        features: (S, 2, D) the start and end frame features of each shot, so that other settings can be
+            stitched without embedding again (``stitch(result.shots, result.features, result.fps, settings)``).
     """
 
     fps: float
@@ -199,6 +201,7 @@ class SplitResult:
     scenes: list[Segment]
     shots: list[Segment]
     stitching: Stitching
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 2, 0)))
 
     @property
     def clips(self) -> list[Segment]:
@@ -227,7 +230,7 @@ def split_video(path: str | Path, embedder: Embedder, settings: SplitSettings = 
     embedded = np.concatenate([np.asarray(embedder(pixels[i:i + batch_size]), dtype=np.float64)
                                for i in range(0, len(unique), batch_size)])
     features = embedded[inverse.reshape(-1)].reshape(len(shots), 2, -1)
-    return SplitResult(fps, scenes[-1].end, scenes, shots, stitch(shots, features, fps, settings))
+    return SplitResult(fps, scenes[-1].end, scenes, shots, stitch(shots, features, fps, settings), features)
 
 
 def fixed_windows(n_frames: int, fps: float, window: float) -> list[Segment]:

@@ -28,6 +28,9 @@ STAGES: dict[str, str] = {
     "modality_summary": "vlstudy.report.ablation:ModalitySummaryParams",
     "human_eval": "vlstudy.tasks.human_eval:HumanEvalParams",
     "videomind_retrieval": "vlstudy.tasks.videomind:VideoMindRetrievalParams",
+    "panda_splitting": "vlstudy.tasks.panda_splitting:PandaSplittingParams",
+    "panda_captions": "vlstudy.tasks.panda_captions:PandaCaptionsParams",
+    "panda_student": "vlstudy.tasks.panda_student:PandaStudentParams",
     "findings": "vlstudy.report.findings:FindingsParams",
     "report": "vlstudy.report.index:ReportParams",
 }
