@@ -61,29 +61,32 @@ def plot_qualitative(table: pd.DataFrame, frames: Mapping[str, np.ndarray], titl
         The matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import offset_copy
 
     from vlstudy.plotting import use_cjk_font
 
     use_cjk_font()
-    cases = list(dict.fromkeys(table["item_id"]))
-    models = list(dict.fromkeys(table["model"]))
-    fig, axes = plt.subplots(len(cases), 2, figsize=(12, (1.3 + 0.55 * len(models)) * len(cases) + 0.6),
-                             gridspec_kw={"width_ratios": [1.3, 3]}, squeeze=False)
-    for (ax_img, ax_txt), case in zip(axes, cases):
+    panels = []  # per case: (first row, [(wrapped text, colour)])
+    for case in dict.fromkeys(table["item_id"]):
         rows = table[table["item_id"] == case]
         first = rows.iloc[0]
+        lines = [(f"指令：{first['instruction']}", "black"), (f"参考：{first['reference']}", "#2b6a2b")]
+        lines += [(f"[{r.grade}] {r.model}：{r.answer or '（空）'}", "#8b1a1a" if r.grade in "CD" else "#1a3d8b")
+                  for r in rows.itertuples()]
+        panels.append((first, [(textwrap.fill(t, width=width), c) for t, c in lines]))
+    heights = [max(1.4, 0.2 * sum(t.count("\n") + 1.3 for t, _ in lines)) for _, lines in panels]
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.3, 3], "height_ratios": heights})
+    for (ax_img, ax_txt), (first, lines) in zip(axes, panels):
         ax_img.imshow(np.concatenate(list(frames[first["video_id"]]), axis=1))  # (H, T*W, 3) strip
         ax_img.set_title(f"{first['item_id']} · {GROUNDED_ASPECTS[first['aspect']]}", fontsize=9)
         ax_img.axis("off")
         ax_txt.axis("off")
-        lines = [(f"指令：{first['instruction']}", "black", "bold"), (f"参考：{first['reference']}", "#2b6a2b", "normal")]
-        lines += [(f"[{r.grade}] {r.model}：{r.answer or '（空）'}", "#8b1a1a" if r.grade in "CD" else "#1a3d8b",
-                   "normal") for r in rows.itertuples()]
-        y = 1.0
-        for text, color, weight in lines:
-            wrapped = textwrap.fill(text, width=width)
-            ax_txt.text(0, y, wrapped, fontsize=8.5, va="top", color=color, fontweight=weight)
-            y -= 0.17 * (wrapped.count("\n") + 1) + 0.04
+        down = 0.0  # points below the top of the panel
+        for text, color in lines:
+            ax_txt.text(0, 1, text, fontsize=8.5, va="top", color=color,
+                        transform=offset_copy(ax_txt.transAxes, fig=fig, y=-down, units="points"))
+            down += 14.4 * (text.count("\n") + 1) + 4
     fig.suptitle(title)
     fig.tight_layout()
     return fig

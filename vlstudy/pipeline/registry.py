@@ -25,6 +25,7 @@ STAGES: dict[str, str] = {
     "finetune_captioning": "vlstudy.tasks.captioning:FinetuneCaptioningParams",
     "finetune_retrieval": "vlstudy.tasks.retrieval:FinetuneRetrievalParams",
     "modality_summary": "vlstudy.report.ablation:ModalitySummaryParams",
+    "instruction_tuning": "vlstudy.tasks.instruction_tuning:InstructionTuningParams",
     "human_eval": "vlstudy.tasks.human_eval:HumanEvalParams",
     "report": "vlstudy.report.index:ReportParams",
 }
