@@ -70,12 +70,12 @@ def test_metric_intervals_cover_every_statistic_and_bracket_the_estimate():
 
 def test_paired_bootstrap_of_a_clearly_better_system():
     rng = np.random.default_rng(7)
-    weak = (rng.random(500) < 0.5).astype(float)
-    strong = np.maximum(weak, rng.random(500) < 0.3)  # right wherever weak is, and more often
-    difference = paired_bootstrap_ci(strong, weak, rng=np.random.default_rng(0))
-    assert difference.estimate == pytest.approx(strong.mean() - weak.mean())
+    baseline = (rng.random(500) < 0.5).astype(float)
+    better = np.maximum(baseline, rng.random(500) < 0.3)  # right wherever baseline is, and more often
+    difference = paired_bootstrap_ci(better, baseline, rng=np.random.default_rng(0))
+    assert difference.estimate == pytest.approx(better.mean() - baseline.mean())
     assert difference.low > 0
-    same = paired_bootstrap_ci(weak, weak, rng=np.random.default_rng(0))
+    same = paired_bootstrap_ci(baseline, baseline, rng=np.random.default_rng(0))
     assert same == Interval(0.0, 0.0, 0.0)
 
 

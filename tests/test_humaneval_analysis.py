@@ -266,7 +266,7 @@ def test_stage_params_are_checked():
     with pytest.raises(ParamError, match=r"^params\.simulation: noise_sd must be >= 0, got -1\.0$"):
         from_dict(HumanEvalConfig, {"simulation": {"noise_sd": -1.0}})
     with pytest.raises(ParamError, match=r"model_quality"):
-        from_dict(HumanEvalConfig, {"simulation": {"model_quality": {"strong": 1.0}}})
+        from_dict(HumanEvalConfig, {"simulation": {"model_quality": {"mplug_video": 1.0}}})
 
 
 def test_real_ratings_csv_gives_the_tables_of_the_simulated_panel(answered, tmp_path):

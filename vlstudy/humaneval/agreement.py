@@ -9,21 +9,30 @@
   rubric's score of an answer and the raters' mean score of it. On the SIMULATED panel this agreement is
   built in (its raters perturb the rubric) and only shows how much noise the panel has; on real ratings it
   measures how far the rubric can stand in for human graders;
-- Spearman correlation between each answer's human score and automatic metrics of the same answer, e.g. BLEU-4
-  and CIDEr against the video's reference captions (:func:`metric_correlations`).
+- Spearman correlation between each answer's human score and automatic metrics of the same answer
+  (:func:`metric_correlations`), e.g. sentence BLEU-4 and CIDEr against the item's reference answer
+  (:func:`answer_metrics`: pycocoevalcap's scorers on the captioning protocol's normalisation, one token per CJK
+  character; no METEOR, whose JVM start alone costs more than the whole analysis).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import krippendorff
+import numpy as np
 import pandas as pd
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.cider.cider import Cider
 from scipy import stats
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 
+from vlstudy.humaneval.instructions import GroundedItem
 from vlstudy.humaneval.protocol import GRADES
 from vlstudy.humaneval.scores import SCORES, graded_scores, item_scores, panel_name
+from vlstudy.metrics.captioning import normalize_caption
 
-__all__ = ["agreement", "rubric_agreement", "metric_correlations"]
+__all__ = ["agreement", "rubric_agreement", "metric_correlations", "answer_metrics"]
 
 
 def agreement(ratings: pd.DataFrame) -> dict[str, float | int | str]:
@@ -109,3 +118,24 @@ def metric_correlations(ratings: pd.DataFrame, metrics: pd.DataFrame, columns: l
         rows.append({"metric": column, "spearman_rho": float(res.statistic), "p_value": float(res.pvalue),
                      "n": len(pair)})
     return pd.DataFrame(rows).assign(panel=panel_name(ratings))
+
+
+def answer_metrics(items: Sequence[GroundedItem], responses: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Sentence BLEU-4 and CIDEr (x100) of every answer against its item's reference answer.
+
+    Text is normalised as the captioning protocol does (:func:`~vlstudy.metrics.captioning.normalize_caption`:
+    non-CJK characters deleted, one token per character); an answer with nothing left scores 0. CIDEr's document
+    frequencies come from the references of all items, once per responder (pycocoevalcap's rule).
+
+    Returns:
+        One row per (item, responder): item_id, model, BLEU-4, CIDEr.
+    """
+    references = {it.item_id: [normalize_caption(it.reference)] for it in items}
+    rows = []
+    for model, answers in responses.items():
+        predictions = {it.item_id: [normalize_caption(a)] for it, a in zip(items, answers)}
+        _, bleu = Bleu(4).compute_score(references, predictions, verbose=0)
+        _, cider = Cider().compute_score(references, predictions)
+        rows += [{"item_id": it.item_id, "model": model, "BLEU-4": 100.0 * float(b), "CIDEr": 100.0 * float(c)}
+                 for it, b, c in zip(items, bleu[3], np.asarray(cider))]
+    return pd.DataFrame(rows)

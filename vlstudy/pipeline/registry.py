@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "finetune_captioning": "vlstudy.tasks.captioning:FinetuneCaptioningParams",
     "finetune_retrieval": "vlstudy.tasks.retrieval:FinetuneRetrievalParams",
     "modality_summary": "vlstudy.report.ablation:ModalitySummaryParams",
+    "instruction_tuning": "vlstudy.tasks.instruction_tuning:InstructionTuningParams",
     "human_eval": "vlstudy.tasks.human_eval:HumanEvalParams",
     "videomind_retrieval": "vlstudy.tasks.videomind:VideoMindRetrievalParams",
     "panda_splitting": "vlstudy.tasks.panda_splitting:PandaSplittingParams",
