@@ -14,6 +14,7 @@ from vlstudy.pipeline.registry import STAGES, params_class
 from vlstudy.pipeline.runner import validate_section
 from vlstudy.pipeline.stage import GATHERERS
 from vlstudy.pipeline.study import profile_names, profile_params
+from vlstudy.train.config import RECIPE_TRAIN, TrainConfig, recipe_train
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
@@ -77,6 +78,12 @@ def test_notebook_builds_the_registered_params_class(stage):
 def test_dataclass_defaults_equal_params_yaml(stage):
     """params.yaml (recipe applied) and the dataclass defaults are one source: the same values."""
     assert to_dict(validate_section(stage, PARAMS[stage] or {}, RECIPE)) == to_dict(params_class(stage)())
+
+
+def test_recipe_train_in_code_equals_params_yaml():
+    """The stages' train defaults start from `RECIPE_TRAIN`; it is params.yaml's ``recipe.train`` (less precision)."""
+    assert {k: v for k, v in RECIPE["train"].items() if k != "precision"} == RECIPE_TRAIN
+    assert recipe_train(epochs=3) == TrainConfig(**{**RECIPE["train"], "epochs": 3})
 
 
 @pytest.mark.parametrize("profile", profile_names(ROOT))

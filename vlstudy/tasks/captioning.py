@@ -47,6 +47,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.tasks.pretrain_video import caption_loss
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -85,7 +86,7 @@ class CaptioningConfig:
     pretrained: bool = True
     num_frames: int = 16
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-5, warmup_steps=100, epochs=10))
+    train: TrainConfig = field(default_factory=recipe_train)
     num_beams: int = 5
     length_penalty: float = 1.0
     max_new_tokens: int = 48
@@ -193,8 +194,7 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
 
 def _default_models() -> dict[str, CaptioningConfig]:
     return {"mplug_video": CaptioningConfig(), "mplug2": CaptioningConfig(
-        init="checkpoints/pretrain_mplug2/model", train=TrainConfig(lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=10,
-                                                                    batch_size=16))}
+        init="checkpoints/pretrain_mplug2/model", train=recipe_train())}
 
 
 @dataclass

@@ -54,6 +54,7 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["ClassificationConfig", "CONFIG", "run", "MODEL_CLASSES", "Modality", "load_predictions", "model_inputs",
@@ -86,7 +87,7 @@ class ClassificationConfig:
     modality: Modality = "vision_language"
     num_frames: int = 8
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-5, warmup_steps=100, epochs=10))
+    train: TrainConfig = field(default_factory=lambda: recipe_train(epochs=20))
     eval_batch_size: int = 16
     predict_test: bool = True
     n_boot: int = 1000
@@ -242,8 +243,7 @@ def _default_variants() -> dict[str, VariantConfig]:
 def _default_models() -> dict[str, ClassificationConfig]:
     return {"alpro": ClassificationConfig(init="checkpoints/pretrain_alpro/model"),
             "mplug_video": ClassificationConfig(),
-            "mplug2": ClassificationConfig(init="checkpoints/pretrain_mplug2/model", train=TrainConfig(
-                lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=20, batch_size=16))}
+            "mplug2": ClassificationConfig(init="checkpoints/pretrain_mplug2/model")}
 
 
 @dataclass

@@ -68,6 +68,7 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "InstructionTuningConfig", "InstructionTuningParams", "truths_of", "training_pairs",
@@ -99,7 +100,7 @@ class InstructionTuningConfig:
     videos: int | None = None
     num_frames: int = 4
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, warmup_steps=30, epochs=10))
+    train: TrainConfig = field(default_factory=recipe_train)
     examples: int = 4
     max_new_tokens: int = 40
     seed: int = 0

@@ -67,9 +67,9 @@ from vlstudy.tasks.panda_teachers import (
     eval_dataset,
     generate_captions,
     load_clip_sets,
-    recipe_train,
     train_teacher,
 )
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["SelectorConfig", "PandaCaptionsParams", "run"]

@@ -64,7 +64,8 @@ from vlstudy.tasks.common import (
     seeded_generator,
     zero_loss,
 )
-from vlstudy.tasks.panda_teachers import SETS, eval_dataset, recipe_train
+from vlstudy.tasks.panda_teachers import SETS, eval_dataset
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["StudentTextConfig", "PandaStudentParams", "SYSTEMS", "TEACHERS", "NO_BERTSCORE", "set_records",

@@ -40,21 +40,15 @@ from vlstudy.panda.teachers import MetadataDesign, design_metadata, metadata_pro
 from vlstudy.tasks.captioning import first_captions, with_captions
 from vlstudy.tasks.common import VideoInputConfig, load_model, model_train_config, predict, video_dataset, zero_loss
 from vlstudy.tasks.pretrain_video import caption_loss
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["SETS", "CACHED_FRAMES", "TeacherConfig", "recipe_train", "ClipSets", "load_clip_sets", "clip_labels",
+__all__ = ["SETS", "CACHED_FRAMES", "TeacherConfig", "ClipSets", "load_clip_sets", "clip_labels",
            "train_teacher", "cached_frames", "eval_dataset", "generate_captions"]
 
 CACHED_FRAMES = 16  # frames cached per clip: the captioners' (official captioning: 16)
 SETS = {"train": ("captioning", "train"), "select": ("retrieval", "val"), "pool": ("retrieval", "train"),
         "eval": ("captioning", "val")}
-
-
-def recipe_train(**overrides) -> TrainConfig:
-    """The study recipe's `TrainConfig` (params.yaml ``recipe.train``) with `overrides`: the dataclass defaults of
-    the Panda stages equal their params.yaml sections."""
-    return TrainConfig(**{"lr": 5e-4, "min_lr": 1e-5, "weight_decay": 0.05, "warmup_steps": 30, "epochs": 10,
-                          "batch_size": 16, **overrides})
 
 
 @dataclass

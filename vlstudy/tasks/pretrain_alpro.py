@@ -44,6 +44,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.tasks.pretrain_video import split_pool
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "PretrainALPROConfig", "VTM_PRIOR_LOSS", "heldout_scores", "matching_metrics",
@@ -69,7 +70,7 @@ class PretrainALPROConfig:
     model: ALPROConfig = field(default_factory=ALPROConfig)
     tokenizer_path: str = "checkpoints/text_lm"
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=100, epochs=5))
+    train: TrainConfig = field(default_factory=lambda: recipe_train(warmup_steps=50, epochs=8, batch_size=32))
     val_videos: int = 200
     eval_batch_size: int = 32
     seed: int = 0

@@ -41,6 +41,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.tasks.pretrain_video import split_pool
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "PretrainMPLUG2Config", "run"]
@@ -65,8 +66,7 @@ class PretrainMPLUG2Config:
     model: MPLUG2Config = field(default_factory=MPLUG2Config)
     tokenizer_path: str = "checkpoints/text_lm"
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, min_lr=1e-5, warmup_steps=20, epochs=2,
-                                                                   batch_size=32))
+    train: TrainConfig = field(default_factory=lambda: recipe_train(warmup_steps=20, epochs=2, batch_size=32))
     val_videos: int = 200
     examples: int = 8
     max_new_tokens: int = 30

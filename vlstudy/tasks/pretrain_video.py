@@ -39,6 +39,7 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "PretrainVideoConfig", "run", "sequence_nll"]
@@ -62,8 +63,8 @@ class PretrainVideoConfig:
 
     model: MPLUGVideoConfig = field(default_factory=lambda: MPLUGVideoConfig(lm_path="checkpoints/text_lm"))
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=100, epochs=5))
-    contrastive_weight: float = 0.0
+    train: TrainConfig = field(default_factory=lambda: recipe_train(warmup_steps=50, epochs=8, batch_size=32))
+    contrastive_weight: float = 1.0
     val_videos: int = 200
     examples: int = 8
     eval_batch_size: int = 32

@@ -62,6 +62,7 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams", "text_features",
@@ -96,7 +97,7 @@ class RetrievalConfig:
     pretrained: bool = True
     num_frames: int = 4
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=50, epochs=10))
+    train: TrainConfig = field(default_factory=recipe_train)
     rerank_k: int = 16
     eval_batch_size: int = 16
     n_boot: int = 1000
@@ -288,12 +289,11 @@ def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
 
 
 def _default_methods() -> dict[str, RetrievalConfig]:
-    return {"mplug_contrastive": RetrievalConfig(train=TrainConfig(batch_size=32)),
+    return {"mplug_contrastive": RetrievalConfig(train=recipe_train(batch_size=32)),
             "mplug_matching": RetrievalConfig(method="mplug_matching"),
             "alpro": RetrievalConfig(method="alpro", init="checkpoints/pretrain_alpro/model",
-                                     train=TrainConfig(batch_size=32)),
-            "mplug2": RetrievalConfig(method="mplug2", init="checkpoints/pretrain_mplug2/model", train=TrainConfig(
-                lr=5e-4, min_lr=1e-5, warmup_steps=30, epochs=10, batch_size=32))}
+                                     train=recipe_train(batch_size=32)),
+            "mplug2": RetrievalConfig(method="mplug2", init="checkpoints/pretrain_mplug2/model", train=recipe_train(batch_size=32))}
 
 
 @dataclass

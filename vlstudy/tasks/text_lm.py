@@ -52,7 +52,7 @@ class TextLMTaskConfig:
 
     model: TextLMConfig = field(default_factory=TextLMConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=50,
-                                                                    epochs=3, batch_size=32))
+                                                                    epochs=4, batch_size=32, log_every=50))
     corpus_files: list[str] = field(default_factory=lambda: ["data/mini_youku/text_corpus.txt"])
     block_size: int = 128
     max_vocab: int | None = None

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from vlstudy.train.parallel import Parallel
 
-__all__ = ["TrainConfig", "TrainSummary", "NonFiniteLossError"]
+__all__ = ["TrainConfig", "TrainSummary", "NonFiniteLossError", "RECIPE_TRAIN", "recipe_train"]
 
 
 @dataclass
@@ -92,6 +92,17 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         if self.parallel not in ("ddp", "fsdp"):
             raise ValueError(f"parallel must be 'ddp' or 'fsdp', got {self.parallel!r}")
+
+
+# The study's shared recipe, params.yaml ``recipe.train`` (a test checks the two are equal): AdamW, warmup, cosine.
+# Toy models need a higher rate than the official 2e-5 fine-tuning of 1B+ pre-trained ones.
+RECIPE_TRAIN = {"lr": 5e-4, "min_lr": 1e-5, "weight_decay": 0.05, "warmup_steps": 30, "epochs": 10, "batch_size": 16}
+
+
+def recipe_train(**overrides: Any) -> TrainConfig:
+    """The recipe's `TrainConfig` with a stage's `overrides`: the train defaults of the stages' dataclasses, so
+    that they equal their params.yaml sections (which state only what differs from the recipe)."""
+    return TrainConfig(**{**RECIPE_TRAIN, **overrides})
 
 
 class NonFiniteLossError(RuntimeError):

@@ -78,7 +78,7 @@ class MiniYoukuConfig:
     pool_duration: tuple[float, float] = (10.0, 30.0)
     benchmark_duration: tuple[float, float] = (10.0, 20.0)
     clip_duration: tuple[float, float] = (4.0, 8.0)
-    corpus_videos: int = 4000
+    corpus_videos: int = 2000
     classification_cues: CueConfig = field(default_factory=CueConfig)
     content_cues: CueConfig = field(default_factory=lambda: CueConfig(0.9, 0.8, 0.7, 0.3))
     defects: DefectRates = field(default_factory=DefectRates)
