@@ -73,19 +73,23 @@ def _release(folder: Path) -> None:
     for split, part in (("train", clips[8:12]), ("val", clips[12:16])):
         rows = []
         for i, clip in enumerate(part):
-            write_video(clip, videos / f"{split}{i}.mp4", fps=8)
+            write_video(videos / f"{split}{i}.mp4", clip, fps=8)
             rows.append({"video_id:FILE": f"{split}{i}.mp4", "title": TITLES[i], "label": CLASS_NAMES[i % 2]})
         pd.DataFrame(rows).to_csv(folder / f"classification_{split}.csv", index=False)
 
 
 TINY = {
-    "recipe": {"n_boot": 200, "train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2, "log_every": 1}},
+    "recipe": {"n_boot": 200, "train": {"epochs": 1, "warmup_steps": 1, "batch_size": 2, "log_every": 1}},
     "data": {"filters": {"min_duration_s": 1.0, "similarity_quantile": 0.0}},
-    "pretrain_text_lm": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "block_size": 32,
+    "pretrain_text_lm": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "block_size": 8,
                          "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "max_positions": 160}},
     "pretrain_video": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "val_videos": 2,
                        "examples": 1, "eval_batch_size": 2},
-    "finetune_classification": {"models": {"mplug_video": {"eval_batch_size": 2}}},
+    "pretrain_alpro": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "val_videos": 2,
+                       "eval_batch_size": 2},
+    "pretrain_mplug2": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "val_videos": 2,
+                        "examples": 1, "eval_batch_size": 2},
+    "finetune_classification": {"models": {"mplug_video": {"eval_batch_size": 2, "train": {"epochs": 1}}}},
 }
 
 

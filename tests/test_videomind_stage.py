@@ -57,7 +57,7 @@ def test_params_refuse_a_training_split_and_unknown_models():
     with pytest.raises(ValueError, match="captioning/train is a training split of deme"):
         VideoMindRetrievalParams(eval_split="captioning/train", deme=DeMEConfig(train_split="captioning/train"))
     with pytest.raises(ValueError, match=r"models.mplug_matching: not a dual-encoder retrieval method of the kit "
-                                         r"\(mplug_contrastive, alpro\)"):
+                                         r"\(mplug_contrastive, alpro, mplug2\)"):
         VideoMindRetrievalParams(models={"mplug_matching": "checkpoints/x"})
     with pytest.raises(ValueError, match="models.deme: not a dual-encoder"):
         VideoMindRetrievalParams(models={"deme": "checkpoints/x"})

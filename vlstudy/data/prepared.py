@@ -14,7 +14,7 @@ import pandas as pd
 from vlstudy.data.schema import read_table
 from vlstudy.io import read_json
 
-__all__ = ["POOL", "AbsentSplitError", "read_manifest", "present_in_manifest", "require_present", "load_split",
+__all__ = ["POOL", "AbsentSplitError", "read_manifest", "present_in_manifest", "has_split", "require_present", "load_split",
            "parse_split", "load_splits"]
 
 POOL = "pool"
@@ -35,6 +35,13 @@ def present_in_manifest(manifest: dict, task: str, split: str = POOL) -> bool:
     this and skips, with a line in its report, what the release did not include."""
     entry = manifest["pool"] if task == "pretrain" else manifest["splits"].get(f"{task}_{split}", {"present": False})
     return bool(entry.get("present", True))  # manifests before partial releases held every split
+
+
+def has_split(data_dir: str | Path, task: str, split: str = POOL) -> bool:
+    """Whether `task`/`split` is in the prepared data (True without a manifest: not prepared yet). An optional
+    output, such as test-split predictions, is left out when the release holds no such split."""
+    return not (Path(data_dir) / "manifest.json").is_file() or present_in_manifest(read_manifest(data_dir), task,
+                                                                                   split)
 
 
 def require_present(data_dir: str | Path, task: str, split: str = POOL) -> None:

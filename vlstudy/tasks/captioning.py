@@ -27,6 +27,7 @@ import torch
 from vlstudy import io
 from vlstudy.config import check_positive
 from vlstudy.data.datasets import collate_videos
+from vlstudy.data.prepared import has_split
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.captioning import caption_metrics
@@ -154,7 +155,8 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
     def decode(m, batch):
         return {"prediction": generate_captions(m, batch["video"], config)}
 
-    splits = ("val", "test") if config.predict_test else ("val",)
+    with_test = config.predict_test and has_split(paths.data, "captioning", "test")  # a release may hold no test
+    splits = ("val", "test") if with_test else ("val",)
     decoded = {}
     for split in splits:
         records = load_split(paths.data, "captioning", split)

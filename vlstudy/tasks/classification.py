@@ -34,6 +34,7 @@ from vlstudy import io
 from vlstudy.config import check_positive
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.datasets import collate_videos
+from vlstudy.data.prepared import has_split
 from vlstudy.distributed import is_main_process
 from vlstudy.metrics.bootstrap import check_n_boot
 from vlstudy.metrics.classification import classification_metrics
@@ -182,7 +183,7 @@ def run(config: ClassificationConfig, paths: TaskPaths) -> TaskResult | None:
     with timer("evaluate"):
         val = predict(model, val_set, config.eval_batch_size, score_fn(config), desc="val")
     test = None
-    if config.predict_test:
+    if config.predict_test and has_split(paths.data, "classification", "test"):  # a release may hold no test CSV
         test_records = load_split(paths.data, "classification", "test")
         with timer("decode"):
             test_set = video_dataset(test_records, encoder, config.decode, "eval", config.seed, paths.cache, fields)
