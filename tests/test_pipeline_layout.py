@@ -80,6 +80,14 @@ def test_dataclass_defaults_equal_params_yaml(stage):
     assert to_dict(validate_section(stage, PARAMS[stage] or {}, RECIPE)) == to_dict(params_class(stage)())
 
 
+def test_findings_stage_depends_on_every_stage_that_decides_findings():
+    """The findings table reads the ``findings`` of these stages' metrics files: DVC must rerun it when they change."""
+    from vlstudy.report.findings import FINDING_STAGES
+
+    deps = set(_paths(DVC["findings"]["deps"]))
+    assert {f"reports/metrics/{stage}.json" for stage in FINDING_STAGES} <= deps
+
+
 def test_recipe_train_in_code_equals_params_yaml():
     """The stages' train defaults start from `RECIPE_TRAIN`; it is params.yaml's ``recipe.train`` (less precision)."""
     assert {k: v for k, v in RECIPE["train"].items() if k != "precision"} == RECIPE_TRAIN
