@@ -31,24 +31,20 @@ given to a new model, and the tokenizer is saved with the weights (``tokenizer/`
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from einops import reduce
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from torch.nn.utils.rnn import pad_sequence
 from transformers import BertConfig, BertModel, PreTrainedConfig
 from transformers.models.bert.modeling_bert import BertEncoder, BertLMPredictionHead, BertOnlyMLMHead
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from vlstudy.config import derived
+from vlstudy.models.bert_text import BertTextMixin
 from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.loading import StrictPreTrainedModel
 from vlstudy.models.losses import mask_tokens, masked_lm_loss, sample_hard_negatives
-from vlstudy.models.text_lm import load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderMixin, VideoEncoderModel
 
 __all__ = ["TextEncoderConfig", "ALPROConfig", "ALPROModel", "ALPROForPretraining", "ALPROForClassification",
@@ -56,7 +52,6 @@ __all__ = ["TextEncoderConfig", "ALPROConfig", "ALPROModel", "ALPROForPretrainin
 
 OBJECTIVES = ("vtc", "vtm", "mlm")  # ALPRO's pre-training losses (official Chinese ALPRO: MLM + VTC + VTM)
 
-TOKENIZER_DIR = "tokenizer"  # subfolder of a saved model that holds its tokenizer
 
 
 @strict
@@ -168,7 +163,7 @@ class ALPROPreTrainedModel(VideoEncoderMixin, StrictPreTrainedModel):
             nn.init.zeros_(module.bias)
 
 
-class ALPROModel(ALPROPreTrainedModel):
+class ALPROModel(BertTextMixin, ALPROPreTrainedModel):
     """Video encoder + BERT text encoder + fusion layers.
 
     Args:
@@ -194,24 +189,6 @@ class ALPROModel(ALPROPreTrainedModel):
 
     def _build_heads(self, width: int) -> None:
         """Task classes add their heads here (before ``post_init``)."""
-
-    def save_extras(self, directory: Path) -> None:
-        self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
-
-    @classmethod
-    def saved_init_kwargs(cls, directory: str | Path) -> dict[str, Any]:
-        """The tokenizer saved with the weights (a subfolder, so that its loader never reads this model's config)."""
-        return {"tokenizer": load_tokenizer(Path(directory) / TOKENIZER_DIR)}
-
-    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[CLS] text [SEP]``, truncated to ``config.text.max_length``, right-padded: input_ids (B, L) and
-        attention_mask (B, L) on the model's device."""
-        tok, keep = self.tokenizer, self.config.text.max_length - 2
-        rows = [torch.tensor([tok.cls_token_id, *ids[:keep], tok.sep_token_id])
-                for ids in tok(texts, add_special_tokens=False)["input_ids"]]
-        input_ids = pad_sequence(rows, batch_first=True, padding_value=tok.pad_token_id)  # (B, L)
-        attention_mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)  # (B, L)
-        return input_ids.to(self.device), attention_mask.to(self.device)
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) → (B, 1 + N, D): the CLS token, then each patch averaged over time (as ALPRO)."""

@@ -49,16 +49,15 @@ import torch
 import torch.nn.functional as F
 from einops import repeat
 from torch import nn
-from torch.nn.utils.rnn import pad_sequence
 from transformers import BertConfig, BertLMHeadModel, BertModel, DynamicCache, EncoderDecoderCache
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from vlstudy.models.bert_text import BertTextMixin
 from vlstudy.models.configuration_mplug2 import MPLUG2Config, MPLUG2TextConfig
 from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.loading import StrictPreTrainedModel
 from vlstudy.models.losses import sample_hard_negatives
 from vlstudy.models.prompting import IGNORE_INDEX, TextBatch, tokenize_prompts
-from vlstudy.models.text_lm import load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderMixin, VideoEncoderModel
 
 __all__ = [
@@ -74,7 +73,6 @@ __all__ = [
 
 logger = logging.getLogger("vlstudy.models")
 
-TOKENIZER_DIR = "tokenizer"  # subfolder of a saved model that holds its tokenizer
 
 
 def _bert_layers(config: BertConfig) -> nn.ModuleList:
@@ -142,7 +140,7 @@ class MPLUG2PreTrainedModel(VideoEncoderMixin, StrictPreTrainedModel):
             module.reset_parameters()
 
 
-class MPLUG2Model(MPLUG2PreTrainedModel):
+class MPLUG2Model(BertTextMixin, MPLUG2PreTrainedModel):
     """Video encoder + BERT text encoder + universal layers + fusion layers.
 
     Args:
@@ -169,24 +167,6 @@ class MPLUG2Model(MPLUG2PreTrainedModel):
 
     def _build_heads(self, width: int) -> None:
         """Task classes add their heads here (before ``post_init``)."""
-
-    def save_extras(self, directory: Path) -> None:
-        self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
-
-    @classmethod
-    def saved_init_kwargs(cls, directory: str | Path) -> dict[str, Any]:
-        """The tokenizer saved with the weights (a subfolder, so that its loader never reads this model's config)."""
-        return {"tokenizer": load_tokenizer(Path(directory) / TOKENIZER_DIR)}
-
-    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[CLS] text [SEP]`` for the encoder, truncated to ``text.max_length``, right-padded: input_ids (B, L)
-        and attention_mask (B, L) on the model's device."""
-        tok, keep = self.tokenizer, self.config.text.max_length - 2
-        rows = [torch.tensor([tok.cls_token_id, *ids[:keep], tok.sep_token_id])
-                for ids in tok(list(texts), add_special_tokens=False)["input_ids"]]
-        input_ids = pad_sequence(rows, batch_first=True, padding_value=tok.pad_token_id)  # (B, L)
-        attention_mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True)  # (B, L)
-        return input_ids.to(self.device), attention_mask.to(self.device)
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) → (B, S, D), S = 1 + N*T: TimeSformer tokens after the universal layers, CLS first."""
