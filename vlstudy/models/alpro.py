@@ -41,7 +41,7 @@ from transformers.models.bert.modeling_bert import BertEncoder, BertLMPrediction
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from vlstudy.config import derived
-from vlstudy.models.bert_text import BertTextMixin
+from vlstudy.models.bert_text import BertTextMixin, DualEncoderMixin
 from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.loading import StrictPreTrainedModel
 from vlstudy.models.losses import mask_tokens, masked_lm_loss, sample_hard_negatives
@@ -210,7 +210,7 @@ class ALPROModel(BertTextMixin, ALPROPreTrainedModel):
                                    encoder_hidden_states=video_embeds).last_hidden_state
 
 
-class ALPROForPretraining(ALPROModel):
+class ALPROForPretraining(DualEncoderMixin, ALPROModel):
     """The backbone + VTC projections, the VTM (ITM) head and the MLM head: pre-training and retrieval."""
 
     task_heads = ("contrastive", "itm_head", "mlm_head")
@@ -227,16 +227,6 @@ class ALPROForPretraining(ALPROModel):
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.mlm_head.predictions.decoder
-
-    def features(self, video: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """VTC features for retrieval: (B, E) L2-normalised video features and (K, E) text features."""
-        video_feat = text_feat = None
-        if video is not None:
-            video_feat = self.contrastive.project_video(self.encode_video(video)[:, 0])  # (B, E)
-        if input_ids is not None:
-            text_feat = self.contrastive.project_text(self.encode_text(input_ids, attention_mask)[:, 0])  # (K, E)
-        return video_feat, text_feat
 
     def pretrain_losses(self, video: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         generator: torch.Generator, objectives: tuple[str, ...] = OBJECTIVES) -> dict[str, torch.Tensor]:

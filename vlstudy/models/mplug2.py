@@ -52,7 +52,7 @@ from torch import nn
 from transformers import BertConfig, BertLMHeadModel, BertModel, DynamicCache, EncoderDecoderCache
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from vlstudy.models.bert_text import BertTextMixin
+from vlstudy.models.bert_text import BertTextMixin, DualEncoderMixin
 from vlstudy.models.configuration_mplug2 import MPLUG2Config, MPLUG2TextConfig
 from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.loading import StrictPreTrainedModel
@@ -249,7 +249,7 @@ class TextDecoderMixin:
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-class MPLUG2ForRetrieval(MPLUG2Model):
+class MPLUG2ForRetrieval(DualEncoderMixin, MPLUG2Model):
     """The backbone + VTC projections and the VTM (ITM) head: retrieval (contrastive scores, matching re-rank)."""
 
     task_heads = ("contrastive", "itm_head")
@@ -258,16 +258,6 @@ class MPLUG2ForRetrieval(MPLUG2Model):
         super()._build_heads(width)
         self.contrastive = ContrastiveHead(width, width, self.config.contrastive_dim, self.config.temperature)
         self.itm_head = nn.Linear(width, 2)
-
-    def features(self, video: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """VTC features for retrieval: (B, E) L2-normalised video features and (K, E) text features."""
-        video_feat = text_feat = None
-        if video is not None:
-            video_feat = self.contrastive.project_video(self.encode_video(video)[:, 0])  # (B, E)
-        if input_ids is not None:
-            text_feat = self.contrastive.project_text(self.encode_text(input_ids, attention_mask)[:, 0])  # (K, E)
-        return video_feat, text_feat
 
     def _vtc_vtm(self, video_embeds: torch.Tensor, text_embeds: torch.Tensor, attention_mask: torch.Tensor,
                  generator: torch.Generator) -> dict[str, torch.Tensor]:
