@@ -24,6 +24,7 @@ LAYERS = (
     ("vlstudy.pipeline",),
 )
 MAX_LINES = 450
+MAX_MODEL_LINES = 400  # STYLE.md: a student reads a model file in one sitting
 
 
 def layer_of(module: str) -> int:
@@ -97,4 +98,5 @@ def test_dvc_yaml_lists_every_stages_import_closure():
 @pytest.mark.parametrize("module", sorted(module_files(ROOT)))
 def test_modules_stay_readable(module):
     lines = len(module_files(ROOT)[module].read_text(encoding="utf-8").splitlines())
-    assert lines <= MAX_LINES, f"{module} has {lines} lines (at most {MAX_LINES}): split it"
+    limit = MAX_MODEL_LINES if module.startswith("vlstudy.models.") else MAX_LINES
+    assert lines <= limit, f"{module} has {lines} lines (at most {limit}): split it"

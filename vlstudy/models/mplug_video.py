@@ -38,56 +38,26 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from huggingface_hub.dataclasses import strict
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
-from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from vlstudy.data.classes import CLASS_NAMES
 from vlstudy.data.prompts import MATCH_ANSWERS, PROTOCOL_TEXTS, classification_prompt, match_prompt
-from vlstudy.models.abstractor import Abstractor, AbstractorConfig
+from vlstudy.models.abstractor import Abstractor
+from vlstudy.models.configuration_mplug_video import MPLUGVideoConfig
 from vlstudy.models.frozen_lm import FrozenLMPreTrainedModel
 from vlstudy.models.heads import ContrastiveHead, MLPHead
 from vlstudy.models.prompting import IGNORE_INDEX, TextBatch, bos_ids, encode, pad_id, tokenize_prompts
-from vlstudy.models.text_lm import TextLMConfig, build_text_lm, load_lm, load_tokenizer
-from vlstudy.models.video_encoder import VideoEncoderConfig, VideoEncoderMixin, VideoEncoderModel, on_meta_device
+from vlstudy.models.text_lm import build_text_lm, load_lm, load_tokenizer
+from vlstudy.models.video_encoder import VideoEncoderMixin, VideoEncoderModel, on_meta_device
 
 __all__ = ["MPLUGVideoConfig", "MPLUGVideoModel", "MPLUGVideoForContrastive", "MPLUGVideoForClassification",
            "MPLUGVideoForMatching", "MPLUGVideoOutput", "TextBatch", "ClassScores", "MatchScores",
            "classification_prompt", "match_prompt", "tokenize_prompts", "MATCH_ANSWERS", "PROTOCOL_TEXTS"]
 
 logger = logging.getLogger("vlstudy.models")
-
-
-@strict
-class MPLUGVideoConfig(PreTrainedConfig):
-    """mPLUG-video. Widths are derived, never typed: the abstractor's queries live at ``video.hidden_size`` and its
-    projection outputs the LM's ``hidden_size``, read from the LM's own ``config.json``.
-
-    Attributes:
-        video: TimeSformer size; ``video.pretrained_path`` may name a CLIP / ViT / TimeSformer folder to start from.
-        abstractor: learnable queries and blocks.
-        lm_path: local folder with the frozen causal LM and its tokenizer (safetensors; never copied into this
-            model's checkpoints). None builds an untrained LM from `lm` (tests, benchmarks; cannot be saved).
-        lm: size of that untrained LM; unused when `lm_path` is set.
-        max_text_length: longest tokenised text (BOS + prompt + answer + EOS); longer ones lose their tail.
-        contrastive_dim: retrieval feature size (256 in the official config).
-        temperature: initial contrastive temperature (0.07, learnable, clamped to [0.001, 0.5]).
-        num_classes: classification head outputs.
-    """
-
-    model_type = "vlstudy_mplug_video"
-    sub_configs_defaults = {"video": VideoEncoderConfig, "abstractor": AbstractorConfig, "lm": TextLMConfig}
-
-    video: dict | PreTrainedConfig | None = None
-    abstractor: dict | PreTrainedConfig | None = None
-    lm_path: str | None = None
-    lm: dict | PreTrainedConfig | None = None
-    max_text_length: int = 96
-    contrastive_dim: int = 256
-    temperature: float = 0.07
-    num_classes: int = 45
 
 
 @dataclass
