@@ -231,18 +231,20 @@ class Stage:
 
     def protocol(self, **facts: Any) -> None:
         """Record how the numbers were measured (split, items, frames and sampler, normalisation, retrieval
-        mode, ...): the run file's ``protocol`` block, shown beside the numbers in the report (the metrics file,
-        what ``dvc metrics show`` prints, keeps the numbers only)."""
-        self.run_info.setdefault("protocol", {}).update(facts)
+        mode, ...): written beside the numbers as the metrics file's ``protocol`` block."""
+        self.metrics.setdefault("protocol", {}).update(facts)
 
     def log_result(self, result, name: str | None = None) -> None:
-        """A task's result (`vlstudy.tasks.common.TaskResult`): its metrics go to the metrics file (under `name`
-        when the stage runs several tasks), its protocol, training bookkeeping and phase timings to the run file."""
+        """A task's result (`vlstudy.tasks.common.TaskResult`): its metrics and protocol go to the metrics file
+        (under `name` when the stage runs several tasks), its training bookkeeping and phase timings to the run
+        file."""
         metrics = self.metrics.setdefault(name, {}) if name else self.metrics
         metrics.update(result.metrics)
         if "skipped_videos" in result.training:  # every skip count belongs in `dvc metrics show`
             metrics["skipped_videos"] = result.training["skipped_videos"]
-        for key in ("protocol", "training", "timings"):
+        protocol = self.metrics.setdefault("protocol", {})
+        (protocol.setdefault(name, {}) if name else protocol).update(result.protocol)
+        for key in ("training", "timings"):
             record = self.run_info.setdefault(key, {})
             (record.setdefault(name, {}) if name else record).update(getattr(result, key))
 

@@ -198,11 +198,6 @@ def _stage_html(s: dict, rendered: set[str] | None) -> list[str]:
         cap = html.escape(captions.get(fig.stem, fig.stem))
         parts.append(f"<figure><img alt='{cap}' src='data:image/png;base64,{data}'><figcaption>{cap}</figcaption>"
                      f"</figure>")
-    protocol = flatten_metrics(s["run"].get("protocol", {}))
-    if protocol:
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in protocol.items())
-        parts.append(f"<details><summary>how these numbers were measured</summary>"
-                     f"<table><tr><th>protocol</th><th>value</th></tr>{rows}</table></details>")
     flat = flatten_metrics(s["metrics"])
     if flat:
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in flat.items())
