@@ -46,6 +46,8 @@ def test_build_index_gathers_current_stages_in_pipeline_order(tmp_path):
     fig.savefig(figs / "fig.png")
     plt.close(fig)
     pd.DataFrame({"model": ["ours"], "top1": [0.5]}).to_csv(figs / "table_results.csv", index=False)
+    pd.DataFrame({"metric": ["ours.R@7"], "estimate": [12.5], "low": [10.0], "high": [15.0]}).to_csv(
+        figs / "all_metrics.csv", index=False)  # the numbers a headline-only metrics file leaves out
     # "removed@cell" has files on disk but is no longer a stage of the pipeline: the page leaves it out.
     out = build_index(tmp_path, reports / "index.html", data_note="数据不同", profile="smoke",
                       stage_ids=["first", "second"])
@@ -53,6 +55,9 @@ def test_build_index_gathers_current_stages_in_pipeline_order(tmp_path):
     assert html.index("id='first'") < html.index("id='second'") and "removed@cell" not in html
     assert "counts.train" in html and "data:image/png;base64," in html and "图一" in html
     assert "<h3>Table 9: 结果</h3>" in html and "数据不同" in html
+    appendix = html[html.index("all 1 numbers of this stage's result"):]
+    assert "ours.R@7" in appendix[:appendix.index("</details>")]  # collapsed, under the first stage only
+    assert html.count("numbers of this stage's result") == 1
     assert "profile smoke" in html and "class=banner" in html
     assert "@font-face" in html  # the CJK font travels with the page
     assert "http://" not in html and "https://" not in html

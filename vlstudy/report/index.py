@@ -112,6 +112,7 @@ def collect_stages(root: Path, stage_ids: list[str] | None = None) -> list[dict]
             "title": title if "@" not in sid else f"{title} — {sid.split('@', 1)[1]}",
             "figures": sorted(fig_dir.glob("*.png")) if fig_dir.exists() else [],
             "tables": sorted(fig_dir.glob("table_*.csv")) if fig_dir.exists() else [],
+            "all_metrics": fig_dir / "all_metrics.csv",  # a stage whose metrics file keeps the headline only
             "html": reports / "html" / f"{sid}.html",
         })
     return stages
@@ -203,6 +204,10 @@ def _stage_html(s: dict, rendered: set[str] | None) -> list[str]:
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in flat.items())
         parts.append(f"<details><summary>all {len(flat)} metric values of this stage</summary>"
                      f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table></details>")
+    if s.get("all_metrics") is not None and s["all_metrics"].exists():
+        every = pd.read_csv(s["all_metrics"])
+        parts.append(f"<details><summary>all {len(every)} numbers of this stage's result (metrics file: headline "
+                     f"only)</summary>{_table_html(every)}</details>")
     return parts
 
 
