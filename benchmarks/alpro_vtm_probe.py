@@ -5,8 +5,8 @@ while VTC learns (InfoNCE 3.47 -> ~2.0 over its ~550 steps). This script separat
 
 * the negatives: ALPRO draws them from the softmax of the VTC similarities (hard negatives); on mini-Youku the most
   similar title is often one generated from the same category and cues, as a true match reads. Here a copy of the
-  pre-trained model continues with VTM alone on *random* negatives (each video with another batch item's title,
-  each title with another item's video), and on ALPRO's hard negatives, for the same steps and learning rate;
+  pre-trained model continues with VTM alone on *random* negatives (drawn uniformly among the batch's other
+  items), and on ALPRO's hard negatives, for the same steps and learning rate;
 * the fusion: if VTM stays at the prior even on random negatives, the fused [CLS] does not carry the match;
 * the joint objective: VTM learns alone but not beside MLM and VTC (the third arm continues with the summed loss;
   the script also prints each term's gradient norm on one batch).
@@ -31,7 +31,6 @@ from torch.utils.data import DataLoader
 
 from vlstudy.data.datasets import collate_videos
 from vlstudy.models.alpro import ALPROForPretraining
-from vlstudy.models.losses import sample_hard_negatives
 from vlstudy.tasks.common import load_split, seeded_generator, video_dataset
 from vlstudy.tasks.pretrain_alpro import VTM_PRIOR_LOSS, PretrainALPROConfig
 from vlstudy.tasks.pretrain_video import split_pool
@@ -40,29 +39,19 @@ ARMS = {"random": "VTM alone on random negatives", "hard": "VTM alone on hard ne
         "joint": "MLM + VTC + VTM summed (pre-training's loss)"}
 
 
-def negatives(model, video_embeds, text_embeds, hard: bool, generator: torch.Generator):
-    """(negative video for each text, negative text for each video): shifted by one (random pairs of a shuffled
-    batch) or drawn from the VTC softmax (ALPRO's hard negatives)."""
-    size = video_embeds.shape[0]
-    if not hard:
-        shift = torch.roll(torch.arange(size), 1)
-        return shift, shift
-    video_feat = model.contrastive.project_video(video_embeds[:, 0])
-    text_feat = model.contrastive.project_text(text_embeds[:, 0])
-    similarity = video_feat @ text_feat.T / model.contrastive.temp
-    return sample_hard_negatives(similarity.T, generator), sample_hard_negatives(similarity, generator)
-
-
 def vtm_logits(model, batch, hard: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """ITM logits (3B, 2) of B positives, B (text, negative video), B (negative text, video); labels (3B,)."""
+    """ITM logits (3B, 2) and labels (3B,) of ALPRO's `matching_logits`: B positives, B (text, negative video), B
+    (negative text, video). Hard: negatives drawn from the VTC softmax, as pre-training does; random: from a
+    constant similarity, i.e. uniformly among the batch's other items."""
     ids, mask = model.tokenize(list(batch["title"]))
     video_embeds, text_embeds = model.encode_video(batch["video"]), model.encode_text(ids, mask)
-    neg_video, neg_text = negatives(model, video_embeds, text_embeds, hard, seeded_generator(batch["index"], seed))
-    fused = model.fuse(torch.cat([text_embeds, text_embeds, text_embeds.index_select(0, neg_text)]),
-                       torch.cat([mask, mask, mask.index_select(0, neg_text)]),
-                       torch.cat([video_embeds, video_embeds.index_select(0, neg_video), video_embeds]))[:, 0]
-    size = len(ids)
-    return model.itm_head(fused), torch.cat([torch.ones(size), torch.zeros(2 * size)]).long()
+    if hard:
+        video_feat = model.contrastive.project_video(video_embeds[:, 0])
+        text_feat = model.contrastive.project_text(text_embeds[:, 0])
+        similarity = video_feat @ text_feat.T / model.contrastive.temp
+    else:
+        similarity = torch.zeros(len(ids), len(ids))
+    return model.matching_logits(video_embeds, text_embeds, mask, similarity, seeded_generator(batch["index"], seed))
 
 
 @torch.no_grad()
@@ -142,8 +131,7 @@ def main() -> None:
                 if step >= args.steps:
                     break
         result = evaluate(model, val_loader, args.seed)
-        print(f"{ARMS[arm]}, {args.steps} steps "
-              f"({time.time() - t0:.0f} s): {result}")
+        print(f"{ARMS[arm]}, {args.steps} steps ({time.time() - t0:.0f} s): {result}")
 
 
 if __name__ == "__main__":
