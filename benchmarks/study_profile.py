@@ -76,16 +76,24 @@ def stage_rows(workspace: Path) -> list[dict]:
     return rows
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
+
+
 def before_rows(commit: str) -> list[dict]:
-    """Stage seconds of a committed run (``_seconds`` of its reports/metrics files, the layout before run records)."""
-    names = subprocess.run(["git", "ls-tree", "--name-only", f"{commit}:reports/metrics"], capture_output=True,
-                           text=True, check=True).stdout.split()
-    rows = []
-    for name in sorted(names):
-        data = json.loads(subprocess.run(["git", "show", f"{commit}:reports/metrics/{name}"], capture_output=True,
-                                         text=True, check=True).stdout)
-        rows.append({"stage": name.removesuffix(".json"), "seconds": data.get("_seconds", 0.0)})
-    return rows
+    """Stage seconds of a committed run: its run records (``reports/runs/<stage id>.json``, ``seconds``) or, for a
+    commit from before run records, the ``_seconds`` of its reports/metrics files."""
+    for folder, key in (("reports/runs", "seconds"), ("reports/metrics", "_seconds")):
+        try:
+            names = _git("ls-tree", "--name-only", f"{commit}:{folder}").split()
+        except subprocess.CalledProcessError:  # the folder does not exist at that commit
+            continue
+        rows = [{"stage": name.removesuffix(".json"),
+                 "seconds": float(json.loads(_git("show", f"{commit}:{folder}/{name}")).get(key, 0.0))}
+                for name in sorted(names) if name.endswith(".json")]
+        if any(r["seconds"] for r in rows):
+            return rows
+    raise SystemExit(f"{commit}: neither reports/runs nor reports/metrics hold stage seconds")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,8 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         old_total = sum(r["seconds"] for r in old)
         print(f"\nbefore ({args.before}): {len(old)} stage runs, {old_total:.0f} s in the notebooks "
               f"(~{(old_total + args.kernel_start * len(old)) / 60:.1f} min with kernel start-up)")
+        now = {r["stage"]: r["seconds"] for r in rows}
+        print(f"{'stage':58s} {'before s':>9s} {'now s':>7s} {'now/before':>10s}")
         for r in old:
-            print(f"  {r['stage']:58s} {r['seconds']:7.1f}")
+            if r["stage"] in now:
+                ratio = f"{now[r['stage']] / r['seconds']:10.2f}" if r["seconds"] else f"{'':10s}"
+                print(f"{r['stage']:58s} {r['seconds']:9.1f} {now[r['stage']]:7.1f} {ratio}")
+            else:
+                print(f"{r['stage']:58s} {r['seconds']:9.1f} {'(gone)':>7s}")
+        for stage in sorted(set(now) - {r["stage"] for r in old}):
+            print(f"{stage:58s} {'(new)':>9s} {now[stage]:7.1f}")
         print(f"ratio now / before (notebook seconds): {total / old_total:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"peak_gflops": peak / 1e9, "stages": rows}, indent=2) + "\n")

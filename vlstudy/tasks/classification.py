@@ -88,7 +88,7 @@ class ClassificationConfig:
     modality: Modality = "vision_language"
     num_frames: int = 8
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: recipe_train(epochs=20))
+    train: TrainConfig = field(default_factory=recipe_train)
     eval_batch_size: int = 16
     predict_test: bool = True
     n_boot: int = 1000
