@@ -127,3 +127,41 @@ def test_ctrl_c_is_a_clean_failure_that_keeps_the_old_outputs(project):
     assert (project / "reports" / "failed" / "report.ipynb").is_file()
     assert not (project / ".vlstudy" / "staging" / "report").exists()
     assert (project / "reports" / "index.html").read_text() == "old page"
+
+
+def test_a_params_error_shuts_down_the_kernel_that_booted_meanwhile(project, capsys, monkeypatch):
+    """The kernel boots while the params are checked; a failed check must not leave it running."""
+    from vlstudy.pipeline import runner
+
+    started = []
+
+    def recording_start(*args, **kwargs):
+        started.append(runner_start(*args, **kwargs))
+        return started[-1]
+
+    runner_start = runner.start_kernel
+    monkeypatch.setattr(runner, "start_kernel", recording_start)
+    _set_param(project, "title", 123)
+    assert run_stage("report", root=project) == 2
+    assert "params.yaml: report.title: expected str, got 123 (int)" in capsys.readouterr().err
+    assert len(started) == 1 and not started[0].has_kernel
+    assert not (project / "reports").exists() and not (project / ".vlstudy" / "staging").exists()
+
+
+@pytest.mark.slow
+def test_the_kernel_imports_the_stage_module_as_it_boots_and_binds_no_name(tmp_path):
+    from vlstudy.pipeline.runner import KERNEL_NAME, start_kernel
+
+    km = start_kernel(KERNEL_NAME, tmp_path, "vlstudy.report.headline")
+    client = km.blocking_client()
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        outputs = []
+        client.execute_interactive("import os, sys; print('vlstudy.report.headline' in sys.modules, "
+                                   "'vlstudy' in dir(), os.getcwd())",
+                                   output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert "".join(outputs).split() == ["True", "False", str(tmp_path)]

@@ -1,7 +1,7 @@
 """The study's stages and the params dataclass of each, by name.
 
 One explicit table of dotted names, imported lazily (no registration by import side effects): ``vlstudy run
-<stage>`` checks the stage's ``params.yaml`` section against its dataclass before a kernel starts, importing only
+<stage>`` checks the stage's ``params.yaml`` section against its dataclass before any cell runs, importing only
 that stage's module. A stage notebook imports its dataclass directly, so this table is not in any stage's import
 closure (adding a stage does not make DVC rerun the others); a test checks that the two name the same class.
 """
@@ -12,7 +12,7 @@ import importlib
 
 from vlstudy.config import ParamError
 
-__all__ = ["STAGES", "params_class"]
+__all__ = ["STAGES", "params_class", "params_module"]
 
 STAGES: dict[str, str] = {
     "mini_youku": "vlstudy.data.mini_youku.generate:MiniYoukuConfig",
@@ -37,9 +37,13 @@ STAGES: dict[str, str] = {
 }
 
 
-def params_class(stage: str, where: str = "params.yaml") -> type:
-    """The params dataclass of `stage` (imports its module)."""
+def params_module(stage: str, where: str = "params.yaml") -> str:
+    """The dotted name of the module that holds `stage`'s params dataclass (what its notebook imports first)."""
     if stage not in STAGES:
         raise ParamError(f"{where}: no stage {stage!r} (stages: {', '.join(STAGES)})")
-    module, _, name = STAGES[stage].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return STAGES[stage].partition(":")[0]
+
+
+def params_class(stage: str, where: str = "params.yaml") -> type:
+    """The params dataclass of `stage` (imports its module)."""
+    return getattr(importlib.import_module(params_module(stage, where)), STAGES[stage].partition(":")[2])

@@ -4,9 +4,11 @@ It
 
 1. reads the stage's section of ``params.yaml``, fills in the shared ``recipe`` and checks the result against
    the stage's params dataclass (`vlstudy.pipeline.registry`), so a wrong type or an unknown key fails before any
-   kernel starts, with a message naming the file and the key (exit code 2);
-2. executes ``notebooks/NN_<stage>.ipynb`` with Papermill, passing the section as parameters, in the project
-   root, with the stage's outputs staged in ``.vlstudy/staging/<stage id>`` (`vlstudy.pipeline.stage`);
+   cell runs, with a message naming the file and the key (exit code 2). The stage's kernel boots meanwhile,
+   importing the stage's module (`start_kernel`): both take seconds (torch, transformers), and on two cores they
+   overlap instead of adding up; a failed check shuts the kernel down unused;
+2. executes ``notebooks/NN_<stage>.ipynb`` with Papermill in that kernel, passing the section as parameters, in
+   the project root, with the stage's outputs staged in ``.vlstudy/staging/<stage id>`` (`vlstudy.pipeline.stage`);
 3. moves every output into place only after all of this succeeded, and prints one line with the stage's
    headline figure. (The report stage renders every executed notebook to offline HTML in one go,
    `vlstudy.report.index.render_notebooks`.)
@@ -29,11 +31,12 @@ import yaml
 
 from vlstudy import io
 from vlstudy.config import RECIPE_SECTION, ParamError, read_params, resolve_section
-from vlstudy.pipeline.registry import params_class
+from vlstudy.pipeline.registry import params_class, params_module
 from vlstudy.pipeline.stage import (PARAMS_FILE, STAGE_ID_ENV, STAGING_DIR, STAGING_ENV, WORK_DIR, commit_staged,
                                     executed_record, find_root, run_record, stage_id)
 
-__all__ = ["KERNEL_NAME", "load_section", "notebook_path", "parse_overrides", "run_stage", "validate_section"]
+__all__ = ["KERNEL_NAME", "load_section", "notebook_path", "parse_overrides", "run_stage", "start_kernel",
+           "validate_section"]
 
 KERNEL_NAME = "vlstudy"
 
@@ -76,6 +79,29 @@ def parse_overrides(pairs: list[str], where: str) -> dict:
     return out
 
 
+# the kernel's own log (a "running over TCP without encryption" notice on this local, single-user connection; its
+# echo of a Ctrl-C) is not the stage's; cell errors still are
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+def start_kernel(kernel: str, root: Path, preload: str):
+    """A started Jupyter kernel (a `jupyter_client.KernelManager`) in `root` that imports the module `preload` as it
+    boots, before it answers: the stage's notebook then finds it imported. The kernel inherits this process's
+    environment as it is now. The caller shuts it down."""
+    from jupyter_client import KernelManager
+
+    # nbclient drives the kernel with an asynchronous client; the manager itself can stay synchronous
+    km = KernelManager(kernel_name=kernel, client_class="jupyter_client.asynchronous.AsyncKernelClient")
+    code = f"__import__({preload!r})"  # binds no name in the notebook's namespace
+    km.start_kernel(cwd=str(root), extra_arguments=[*KERNEL_ARGUMENTS, f"--IPKernelApp.exec_lines={code}"])
+    return km
+
+
+def _shutdown(km, now: bool) -> None:
+    if km is not None and km.has_kernel:
+        km.shutdown_kernel(now=now)
+
+
 def _placeholders(root: Path, staging: Path, stage: str, overrides: dict, reason: str, written: list[str]) -> list[str]:
     """A skipped stage's declared outputs that it did not write, created in `staging` so DVC finds them: a folder
     holds ``SKIPPED.txt`` with the reason, a file is empty (the executed notebook and its HTML are real)."""
@@ -110,7 +136,7 @@ def _fail(root: Path, staging: Path, executed: Path, sid: str, message: str) -> 
 
 
 def run_stage(stage: str, overrides: dict | None = None, root: Path | None = None, kernel: str = KERNEL_NAME,
-              verbose: bool = False) -> int:
+              verbose: bool = False, overlap: bool = True) -> int:
     """Execute the stage's notebook with its params section; returns a process exit code.
 
     Args:
@@ -119,6 +145,8 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
         root: the project (or profile workspace) root; default: found from the working directory.
         kernel: the Jupyter kernel.
         verbose: stream the notebook's output to the console (default: one line per stage).
+        overlap: boot the kernel while the params are checked (False: check, then boot; the baseline of
+            ``benchmarks/stage_overhead.py``).
 
     Exit codes: 0 success; 1 the notebook raised; 2 bad parameters (nothing was run); 130 interrupted.
     """
@@ -127,51 +155,60 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
     root = Path(root or find_root()).resolve()
     overrides = overrides or {}
     sid = stage_id(stage, overrides)
-    try:
-        notebook = notebook_path(root, stage)
-        section = load_section(root, stage)
-        unknown = [k for k in overrides if k not in section]
-        if unknown:
-            raise ParamError(f"{PARAMS_FILE}: {stage}.{unknown[0]}: matrix key is not in the section")
-        section = {**section, **overrides}
-        validate_section(stage, section, read_params(root).get(RECIPE_SECTION, {}))
-    except (ParamError, FileNotFoundError) as e:
-        print(f"vlstudy: stage {sid} not run: {e}", file=sys.stderr)
-        return 2
-
     staging = root / STAGING_DIR / sid
-    shutil.rmtree(staging, ignore_errors=True)
-    executed = staging / executed_record(sid)
-    executed.parent.mkdir(parents=True)
     env_before = {k: os.environ.get(k) for k in (STAGING_ENV, STAGE_ID_ENV)}
-    os.environ[STAGING_ENV], os.environ[STAGE_ID_ENV] = str(staging), sid
-    t0 = time.time()
+    os.environ[STAGING_ENV], os.environ[STAGE_ID_ENV] = str(staging), sid  # before the kernel starts: it inherits them
+    km = None
     skipped = None
-    print(f"vlstudy: stage {sid} ...", file=sys.stderr, flush=True)
-    # Quiet unless asked: this runner prints the one line that matters (done, failed or interrupted). After a
-    # Ctrl-C, nbclient and asyncio would add their own tracebacks of the kernel being shut down.
-    for name in ("papermill", "asyncio"):
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
     try:
-        pm.execute_notebook(str(notebook), str(executed), parameters=section, kernel_name=kernel, cwd=str(root),
-                            progress_bar=False, log_output=verbose, stdout_file=sys.stdout if verbose else None,
-                            stderr_file=sys.stderr if verbose else None,
-                            # the kernel's own log (a "running over TCP without encryption" notice on this local,
-                            # single-user connection; its echo of a Ctrl-C) is not the stage's; cell errors still are
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
-    except pm.PapermillExecutionError as e:
-        if e.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+        try:
+            notebook = notebook_path(root, stage)
+            section = load_section(root, stage)
+            unknown = [k for k in overrides if k not in section]
+            if unknown:
+                raise ParamError(f"{PARAMS_FILE}: {stage}.{unknown[0]}: matrix key is not in the section")
+            section = {**section, **overrides}
+            recipe = read_params(root).get(RECIPE_SECTION, {})
+            if overlap:  # the kernel boots while the params are checked
+                km = start_kernel(kernel, root, params_module(stage, PARAMS_FILE))
+            validate_section(stage, section, recipe)
+            km = km or start_kernel(kernel, root, params_module(stage, PARAMS_FILE))
+        except (ParamError, FileNotFoundError) as e:
+            _shutdown(km, now=True)
+            print(f"vlstudy: stage {sid} not run: {e}", file=sys.stderr)
+            return 2
+
+        shutil.rmtree(staging, ignore_errors=True)
+        executed = staging / executed_record(sid)
+        executed.parent.mkdir(parents=True)
+        t0 = time.time()
+        print(f"vlstudy: stage {sid} ...", file=sys.stderr, flush=True)
+        # Quiet unless asked: this runner prints the one line that matters (done, failed or interrupted). After a
+        # Ctrl-C, nbclient and asyncio would add their own tracebacks of the kernel being shut down.
+        for name in ("papermill", "asyncio"):
+            logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+        try:
+            pm.execute_notebook(str(notebook), str(executed), parameters=section, kernel_name=kernel, km=km,
+                                cwd=str(root), progress_bar=False, log_output=verbose,
+                                stdout_file=sys.stdout if verbose else None,
+                                stderr_file=sys.stderr if verbose else None)
+        except pm.PapermillExecutionError as e:
+            if e.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+                _shutdown(km, now=True)
+                _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
+                return 130
+            if e.ename == "StageSkipped":  # nothing to compute: recorded like a finished stage (`Stage.skip`)
+                skipped = e.evalue
+            else:
+                _shutdown(km, now=True)
+                _fail(root, staging, executed, sid, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
+                return 1
+        except KeyboardInterrupt:
+            _shutdown(km, now=True)
             _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
             return 130
-        if e.ename == "StageSkipped":  # nothing to compute: recorded like a finished stage (`Stage.skip`)
-            skipped = e.evalue
-        else:
-            _fail(root, staging, executed, sid, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
-            return 1
-    except KeyboardInterrupt:
-        _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
-        return 130
     finally:
+        _shutdown(km, now=False)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
