@@ -6,16 +6,20 @@ while VTC learns (InfoNCE 3.47 -> ~2.0 over its ~550 steps). This script separat
 * the negatives: ALPRO draws them from the softmax of the VTC similarities (hard negatives); on mini-Youku the most
   similar title is often one generated from the same category and cues, as a true match reads. Here a copy of the
   pre-trained model continues with VTM alone on *random* negatives (drawn uniformly among the batch's other
-  items), and on ALPRO's hard negatives, for the same steps and learning rate;
+  items), on ALPRO's hard negatives (drawn by the model's own VTC, which moves as it trains) and on the
+  checkpoint's hard negatives (drawn by the checkpoint's VTC, which does not), for the same steps and learning
+  rate;
 * the fusion: if VTM stays at the prior even on random negatives, the fused [CLS] does not carry the match;
 * the joint objective: VTM learns alone but not beside MLM and VTC (the third arm continues with the summed loss;
   the script also prints each term's gradient norm on one batch).
 
-For each arm it prints the held-out VTM loss and AUC (match vs non-match logit margin) on random and on hard
-negatives, before and after. Nothing is written.
+For each arm it prints the held-out VTM loss and AUC (match vs non-match logit margin) on random negatives, on the
+model's own hard negatives and on the checkpoint's hard negatives ("frozen": the same pairs for every arm, so an
+arm whose VTC drifts cannot look better by making its own negatives easy), before and after. Nothing is written.
 
     python benchmarks/alpro_vtm_probe.py                    # the default workspace's checkpoint and data
     python benchmarks/alpro_vtm_probe.py --steps 100 --val 64   # quicker
+    python benchmarks/alpro_vtm_probe.py --arms frozen hard --steps 200   # the README's run
 """
 
 from __future__ import annotations
@@ -36,37 +40,47 @@ from vlstudy.tasks.pretrain_alpro import VTM_PRIOR_LOSS, PretrainALPROConfig
 from vlstudy.tasks.pretrain_video import split_pool
 
 ARMS = {"random": "VTM alone on random negatives", "hard": "VTM alone on hard negatives (ALPRO's)",
+        "frozen": "VTM alone on the checkpoint's hard negatives (drawn by its VTC, which does not move)",
         "joint": "MLM + VTC + VTM summed (pre-training's loss)"}
 
 
-def vtm_logits(model, batch, hard: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def vtc_similarity(model, video_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+    video_feat = model.contrastive.project_video(video_embeds[:, 0])
+    text_feat = model.contrastive.project_text(text_embeds[:, 0])
+    return video_feat @ text_feat.T / model.contrastive.temp
+
+
+def vtm_logits(model, batch, negatives: str, seed: int, picker=None) -> tuple[torch.Tensor, torch.Tensor]:
     """ITM logits (3B, 2) and labels (3B,) of ALPRO's `matching_logits`: B positives, B (text, negative video), B
-    (negative text, video). Hard: negatives drawn from the VTC softmax, as pre-training does; random: from a
-    constant similarity, i.e. uniformly among the batch's other items."""
+    (negative text, video). Negatives "hard": drawn from the model's own VTC softmax, as pre-training does;
+    "frozen": from the VTC softmax of `picker` (the checkpoint, not trained here: the negatives that were hard at
+    the start stay the ones asked about); "random": from a constant similarity, i.e. uniformly among the batch's
+    other items."""
     ids, mask = model.tokenize(list(batch["title"]))
     video_embeds, text_embeds = model.encode_video(batch["video"]), model.encode_text(ids, mask)
-    if hard:
-        video_feat = model.contrastive.project_video(video_embeds[:, 0])
-        text_feat = model.contrastive.project_text(text_embeds[:, 0])
-        similarity = video_feat @ text_feat.T / model.contrastive.temp
+    if negatives == "hard":
+        similarity = vtc_similarity(model, video_embeds, text_embeds)
+    elif negatives == "frozen":
+        with torch.no_grad():
+            similarity = vtc_similarity(picker, picker.encode_video(batch["video"]), picker.encode_text(ids, mask))
     else:
         similarity = torch.zeros(len(ids), len(ids))
     return model.matching_logits(video_embeds, text_embeds, mask, similarity, seeded_generator(batch["index"], seed))
 
 
 @torch.no_grad()
-def evaluate(model, loader, seed: int) -> dict[str, float]:
+def evaluate(model, loader, seed: int, picker) -> dict[str, float]:
+    was_training = model.training
     model.eval()
     out = {}
-    for hard in (False, True):
-        logits, labels = zip(*(vtm_logits(model, b, hard, seed) for b in loader))
+    for name in ("random", "hard", "frozen"):
+        logits, labels = zip(*(vtm_logits(model, b, name, seed, picker) for b in loader))
         logits, labels = torch.cat(logits), torch.cat(labels)
         margin = (logits[:, 1] - logits[:, 0]).numpy()
-        name = "hard" if hard else "random"
         out[f"{name}_loss"] = F.cross_entropy(logits, labels).item()
         positive = labels.numpy() == 1
         out[f"{name}_auc"] = mannwhitneyu(margin[positive], margin[~positive]).statistic / positive.sum() / (~positive).sum()
-    model.train()
+    model.train(was_training)
     return out
 
 
@@ -91,7 +105,8 @@ def main() -> None:
                             ("title",))
     val_loader = DataLoader(val_set, batch_size=32, collate_fn=collate_videos)
     print(f"label prior loss {VTM_PRIOR_LOSS:.3f}; AUC 0.5 = no signal")
-    print(f"pre-trained checkpoint: {evaluate(base, val_loader, args.seed)}")
+    base.eval()
+    print(f"pre-trained checkpoint: {evaluate(base, val_loader, args.seed, base)}")
     model = copy.deepcopy(base).train()
     batch = collate_videos([train_set[i] for i in range(32)])
     ids, mask = model.tokenize(list(batch["title"]))
@@ -104,7 +119,6 @@ def main() -> None:
     print(f"joint pre-training (ALPRO's sum) on one batch: losses "
           f"{ {k: round(v.item(), 3) for k, v in terms.items()} }, gradient norm of each term {norms}")
     for arm in args.arms:
-        hard = arm != "random"
         model = copy.deepcopy(base).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
         loader = DataLoader(train_set, batch_size=32, shuffle=True, collate_fn=collate_videos, drop_last=True,
@@ -119,7 +133,7 @@ def main() -> None:
                     loss = model.pretrain_losses(batch["video"], ids, mask,
                                                  seeded_generator(batch["index"], args.seed))["loss"]
                 else:
-                    logits, labels = vtm_logits(model, batch, hard, args.seed)
+                    logits, labels = vtm_logits(model, batch, arm, args.seed, base)
                     loss = F.cross_entropy(logits, labels)
                 optimizer.zero_grad()
                 loss.backward()
@@ -130,7 +144,7 @@ def main() -> None:
                     print(f"  {arm}, step {step}: train loss {loss.item():.3f}")
                 if step >= args.steps:
                     break
-        result = evaluate(model, val_loader, args.seed)
+        result = evaluate(model, val_loader, args.seed, base)
         print(f"{ARMS[arm]}, {args.steps} steps ({time.time() - t0:.0f} s): {result}")
 
 
