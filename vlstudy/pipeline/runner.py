@@ -159,7 +159,8 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
     env_before = {k: os.environ.get(k) for k in (STAGING_ENV, STAGE_ID_ENV)}
     os.environ[STAGING_ENV], os.environ[STAGE_ID_ENV] = str(staging), sid  # before the kernel starts: it inherits them
     km = None
-    skipped = None
+    skipped = failure = None
+    clean = False  # the notebook ran to its end: the kernel may shut down gracefully; otherwise it is killed
     try:
         try:
             notebook = notebook_path(root, stage)
@@ -169,12 +170,12 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
                 raise ParamError(f"{PARAMS_FILE}: {stage}.{unknown[0]}: matrix key is not in the section")
             section = {**section, **overrides}
             recipe = read_params(root).get(RECIPE_SECTION, {})
+            preload = params_module(stage, PARAMS_FILE)
             if overlap:  # the kernel boots while the params are checked
-                km = start_kernel(kernel, root, params_module(stage, PARAMS_FILE))
+                km = start_kernel(kernel, root, preload)
             validate_section(stage, section, recipe)
-            km = km or start_kernel(kernel, root, params_module(stage, PARAMS_FILE))
+            km = km or start_kernel(kernel, root, preload)
         except (ParamError, FileNotFoundError) as e:
-            _shutdown(km, now=True)
             print(f"vlstudy: stage {sid} not run: {e}", file=sys.stderr)
             return 2
 
@@ -192,28 +193,27 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
                                 cwd=str(root), progress_bar=False, log_output=verbose,
                                 stdout_file=sys.stdout if verbose else None,
                                 stderr_file=sys.stderr if verbose else None)
+            clean = True
         except pm.PapermillExecutionError as e:
             if e.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
-                _shutdown(km, now=True)
-                _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
-                return 130
-            if e.ename == "StageSkipped":  # nothing to compute: recorded like a finished stage (`Stage.skip`)
-                skipped = e.evalue
+                failure = 130, "interrupted (Ctrl-C)"
+            elif e.ename == "StageSkipped":  # nothing to compute: recorded like a finished stage (`Stage.skip`)
+                skipped, clean = e.evalue, True
             else:
-                _shutdown(km, now=True)
-                _fail(root, staging, executed, sid, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}")
-                return 1
+                failure = 1, f"failed in cell {e.exec_count}: {e.ename}: {e.evalue}"
         except KeyboardInterrupt:
-            _shutdown(km, now=True)
-            _fail(root, staging, executed, sid, "interrupted (Ctrl-C)")
-            return 130
+            failure = 130, "interrupted (Ctrl-C)"
     finally:
-        _shutdown(km, now=False)
+        _shutdown(km, now=not clean)  # before a failure clears the staging folder: the kernel no longer writes there
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    if failure is not None:
+        code, message = failure
+        _fail(root, staging, executed, sid, message)
+        return code
 
     manifest = staging / ".outputs.json"
     outputs = json.loads(manifest.read_text()) if manifest.exists() else []
