@@ -13,8 +13,17 @@ as the stage's `heldout_scores` draws them) this prints, for the text→video an
 * the share of negatives with the positive's class, and with its whole design (class, scene shown, object shown,
   shape, motion, night: a picture the title describes equally well), for ALPRO's hard negatives and, as the
   baseline, for a negative drawn uniformly among the batch's other items (exact expectation);
+* the share of negatives of which the positive's *title* is true (`title_fits`): every fact the title states
+  (a class keyword, the subject and activity, the object's colour and shape, its motion, the place, the format
+  wording) holds of the other video too. Such a pair is a true match as far as the text can tell, whatever the
+  two videos look like; a model that reads the title perfectly still calls it a match. A pool title names the
+  object and its motion in 3 of 4 titles and never the time of day, so a different design does not make the
+  title false;
+* for the negatives of which the title is false, what it states falsely (the class's keyword, subject or wording,
+  the place, the object, its motion);
 * the checkpoint's matching AUC (match vs non-match logit margin) on the hard negatives that differ from the
-  positive in design and on those that do not.
+  positive in design and on those that do not, on those of which the title is false and true, and on the false
+  ones split by whether only the object or its motion (the hard visual cues) tells the pair apart.
 
     python benchmarks/alpro_hard_negatives.py          # the default workspace's checkpoint, data and ground truth
 
@@ -33,6 +42,8 @@ from scipy.stats import mannwhitneyu
 from torch.utils.data import DataLoader
 
 from vlstudy.data.datasets import collate_videos
+from vlstudy.data.mini_youku.text import Cues, where
+from vlstudy.data.mini_youku.world import GROUPS, MOTIONS
 from vlstudy.models.alpro import ALPROForPretraining
 from vlstudy.models.losses import sample_hard_negatives
 from vlstudy.tasks.common import load_split, seeded_generator, video_dataset
@@ -40,6 +51,38 @@ from vlstudy.tasks.pretrain_alpro import PretrainALPROConfig
 from vlstudy.tasks.pretrain_video import split_pool
 
 DESIGN = ["label", "scene_shown", "object_shown", "shape", "motion", "night"]  # what a video shows, by design
+
+
+def cues_of(row) -> Cues:
+    """A video's drawn cues from its ground-truth row (the title cues are not needed to read a title)."""
+    return Cues(int(row.label), bool(row.scene_shown), bool(row.object_shown), False, False, row.shape, row.motion,
+                bool(row.night))
+
+
+def title_claims(title: str, cues: Cues) -> list[tuple[str, str]]:
+    """The facts a pool title of the video with `cues` states (`vlstudy.data.mini_youku.text.pool_title`), found
+    in its text: (kind, words) for a class keyword, subject + activity, object, motion phrase, place, wording."""
+    d = cues.design
+    claims = [("keyword", k) for k in d.keywords if f"【{k}】" in title]
+    claims += [(kind, words) for kind, words in (("subject", d.subject + d.activity), ("object", cues.object_words),
+                                                 ("place", where(cues))) if words in title]
+    claims += [("motion", m) for m in MOTIONS[cues.motion] if m in title]
+    claims += [("wording", w) for w in GROUPS[d.group]["phrases"] if w in title]
+    return claims
+
+
+def claim_holds(kind: str, words: str, cues: Cues) -> bool:
+    """Whether one stated fact is true of the video with `cues`."""
+    d = cues.design
+    return {"keyword": words in d.keywords, "subject": words == d.subject + d.activity,
+            "object": words == cues.object_words, "place": words == where(cues),
+            "motion": words in MOTIONS[cues.motion], "wording": words in GROUPS[d.group]["phrases"]}[kind]
+
+
+def false_claims(title: str, own: Cues, other: Cues) -> set[str]:
+    """The kinds of fact that the title written for the video with cues `own` states falsely of the video with cues
+    `other` (empty: the title is true of it)."""
+    return {kind for kind, words in title_claims(title, own) if not claim_holds(kind, words, other)}
 
 
 @torch.no_grad()
@@ -64,9 +107,12 @@ def draw(model: ALPROForPretraining, loader: DataLoader, seed: int) -> pd.DataFr
         for i, item in enumerate(ids_):
             others = [j for j in range(len(ids_)) if j != i]
             for direction, negative, row in (("text→video", negative_video[i], 1), ("video→text", negative_text[i], 2)):
+                # the title of the negative pair: the item's own (text→video) or the negative's (video→text)
+                title_of = item if direction == "text→video" else ids_[negative]
                 rows.append({"video_id": item, "negative_id": ids_[negative], "direction": direction,
                              "others": [ids_[j] for j in others], "pair_margin": float(margin[0, i]),
-                             "negative_margin": float(margin[row, i])})
+                             "negative_margin": float(margin[row, i]), "title_of": title_of,
+                             "title": batch["title"][ids_.index(title_of)]})
     return pd.DataFrame(rows)
 
 
@@ -95,16 +141,45 @@ def main() -> None:
                                    for a, others in zip(table.video_id, table.others)]
     table["uniform_same_design"] = [np.mean([design[o] == design[a] for o in others])
                                     for a, others in zip(table.video_id, table.others)]
+    cues = {vid: cues_of(row) for vid, row in zip(truth.index, truth.itertuples(index=False))}
+    titles = dict(zip(val_records.video_id, val_records.title))
+    # the video the title is paired with in the negative pair: the negative (text→video) or the item (video→text)
+    table["false"] = [false_claims(t, cues[own], cues[neg if own == vid else vid])
+                      for t, own, vid, neg in zip(table.title, table.title_of, table.video_id, table.negative_id)]
+    table["title_fits"] = [not f for f in table["false"]]
+    table["uniform_title_fits"] = [
+        np.mean([not (false_claims(titles[a], cues[a], cues[o]) if d == "text→video" else
+                      false_claims(titles[o], cues[o], cues[a])) for o in others])
+        for a, others, d in zip(table.video_id, table.others, table.direction)]
+    own_fit = np.mean([not false_claims(titles[v], cues[v], cues[v]) for v in val_records.video_id])
+    stated = pd.Series([k for v in val_records.video_id for k, _ in title_claims(titles[v], cues[v])]).value_counts()
     print(f"{len(val_records)} held-out pool pairs, evaluation batches of {config.eval_batch_size}; "
-          f"{len(truth)} ground-truth rows")
+          f"{len(truth)} ground-truth rows; each title true of its own video: {100 * own_fit:.1f} %")
+    print("facts the held-out titles state (titles stating each kind, of " f"{len(val_records)}): "
+          + ", ".join(f"{k} {n}" for k, n in stated.items()))
     for direction, part in table.groupby("direction"):
         print(f"\n{direction} negatives ({len(part)}):")
         print(f"  same class as the positive:  hard {100 * part.same_class.mean():5.1f} %   "
               f"uniform {100 * part.uniform_same_class.mean():5.1f} %")
         print(f"  same design (equally true):  hard {100 * part.same_design.mean():5.1f} %   "
               f"uniform {100 * part.uniform_same_design.mean():5.1f} %")
+        print(f"  the title is true of both:   hard {100 * part.title_fits.mean():5.1f} %   "
+              f"uniform {100 * part.uniform_title_fits.mean():5.1f} %")
+    wrong = table[~table.title_fits]
+    print(f"\nhard negatives whose title is false ({len(wrong)}), by what it states falsely (a title may state "
+          "several false facts):")
+    for kind in ("keyword", "subject", "wording", "place", "object", "motion"):
+        print(f"  {kind:8s} {100 * np.mean([kind in f for f in wrong['false']]):5.1f} %")
+    # the object and its motion are the hard visual cues (`world`): a small moving shape, its motion only seen
+    # across frames; the scene (the place) and the class's easy cues are seen in any single frame
+    only_object = wrong["false"].map(lambda f: f <= {"object", "motion"})
     pairs = table.drop_duplicates("video_id").pair_margin.to_numpy()
-    for name, part in (("a different design", table[~table.same_design]), ("the same design", table[table.same_design])):
+    for name, part in (("a different design", table[~table.same_design]), ("the same design", table[table.same_design]),
+                       ("a false title", wrong), ("a title true of both", table[table.title_fits]),
+                       ("a title false only on the object or its motion", wrong[only_object]),
+                       ("a title false on the class, wording or place", wrong[~only_object]),
+                       ("a title false on the place (the scene: seen in any frame)",
+                        wrong[wrong["false"].map(lambda f: "place" in f)])):
         if len(part):
             auc = mannwhitneyu(pairs, part.negative_margin).statistic / len(pairs) / len(part)
             print(f"matching AUC, positives vs hard negatives of {name} ({len(part)}): {auc:.3f}")

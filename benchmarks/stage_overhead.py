@@ -1,10 +1,12 @@
-"""The runner's fixed cost per stage run, and what booting the kernel while the params are checked saves.
+"""The runner's fixed cost per stage run, and what checking the params inside the booting kernel saves.
 
-Every stage run pays, besides its notebook's own work: this process's imports to check the params (the stage's
-module: torch, transformers), Papermill, the kernel's start and the notebook's imports again inside the kernel.
-`vlstudy.pipeline.runner.run_stage` boots the kernel (importing the stage's module) while it checks the params;
-``overlap=False`` is the sequential order it replaces. This runs one stage in fresh processes, alternating the two
-orders, and prints the median wall seconds of each, the notebook's own seconds and the ratio.
+Every stage run pays, besides its notebook's own work: the imports to check the params (the stage's module: torch,
+transformers), Papermill, the kernel's start and the notebook's imports inside the kernel.
+`vlstudy.pipeline.runner.run_stage` starts the kernel, which imports the stage's module as it boots, imports
+Papermill meanwhile and then checks the params inside the kernel: the stage's module is imported once per stage run.
+``overlap=False`` is the sequential order it replaces (import the module here and check, then boot the kernel, which
+imports it again). This runs one stage in fresh processes, alternating the two orders, and prints the median wall
+seconds of each, the notebook's own seconds and the ratio.
 
     python benchmarks/stage_overhead.py                         # modality_summary of this workspace, 3 repeats
     python benchmarks/stage_overhead.py --stage report --repeats 5
@@ -73,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
                 runs[overlap].append(timed_run(project, args.stage, overlap))
     print(f"stage {args.stage}, {args.repeats} runs of each order in fresh processes (median seconds)")
     wall = {}
-    for overlap, label in ((False, "check params, then boot the kernel"), (True, "boot the kernel while checking")):
+    for overlap, label in ((False, "check params, then boot the kernel"), (True, "check in the booting kernel")):
         wall[overlap] = statistics.median(w for w, _ in runs[overlap])
         inside = statistics.median(n for _, n in runs[overlap])
         print(f"  {label:38s} wall {wall[overlap]:6.1f}   in the notebook {inside:6.1f}   "
               f"outside {wall[overlap] - inside:6.1f}")
-    print(f"ratio overlapped / sequential wall: {wall[True] / wall[False]:.2f} "
+    print(f"ratio in-kernel / sequential wall: {wall[True] / wall[False]:.2f} "
           f"(saves {wall[False] - wall[True]:.1f} s per stage run)")
     return 0
 

@@ -165,3 +165,43 @@ def test_the_kernel_imports_the_stage_module_as_it_boots_and_binds_no_name(tmp_p
         client.stop_channels()
         km.shutdown_kernel(now=True)
     assert "".join(outputs).split() == ["True", "False", str(tmp_path)]
+
+
+def test_the_params_are_checked_in_the_kernel_and_this_process_never_imports_the_stage_module(project):
+    """The stage's module (torch, transformers) is imported once per stage run, in the kernel, not here too."""
+    _set_param(project, "title", 123)
+    code = ("import sys; from vlstudy.pipeline.runner import run_stage; "
+            f"rc = run_stage('report', root={str(project)!r}); "
+            "print(rc, 'vlstudy.report.index' in sys.modules, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project, timeout=300)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert "params.yaml: report.title: expected str, got 123 (int)" in done.stderr
+
+
+@pytest.mark.slow
+def test_check_in_kernel_raises_the_params_error_and_leaves_no_trace_in_the_kernel(tmp_path):
+    from vlstudy.config import ParamError
+    from vlstudy.pipeline.runner import KERNEL_NAME, check_in_kernel, start_kernel
+
+    recipe = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["recipe"]
+    km = start_kernel(KERNEL_NAME, tmp_path, "vlstudy.report.index")
+    client = km.blocking_client()
+
+    def state():  # the notebook's namespace and next execution count, read without storing history
+        printed = []
+        client.execute_interactive("print(get_ipython().execution_count, sorted(dir()))", store_history=False,
+                                   output_hook=lambda msg: printed.append(msg["content"].get("text", "")))
+        return "".join(printed)
+
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        fresh = state()
+        check_in_kernel(km, "report", {"title": "ok"}, recipe)
+        with pytest.raises(ParamError, match=r"^params.yaml: report.title: expected str, got 123 \(int\)$"):
+            check_in_kernel(km, "report", {"title": 123}, recipe)
+        after = state()
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert fresh.startswith("1 [") and after == fresh

@@ -4,9 +4,10 @@ It
 
 1. reads the stage's section of ``params.yaml``, fills in the shared ``recipe`` and checks the result against
    the stage's params dataclass (`vlstudy.pipeline.registry`), so a wrong type or an unknown key fails before any
-   cell runs, with a message naming the file and the key (exit code 2). The stage's kernel boots meanwhile,
-   importing the stage's module (`start_kernel`): both take seconds (torch, transformers), and on two cores they
-   overlap instead of adding up; a failed check shuts the kernel down unused;
+   cell runs, with a message naming the file and the key (exit code 2). The check runs inside the stage's kernel
+   (`check_in_kernel`), which imports the stage's module as it boots (`start_kernel`): the module (torch,
+   transformers) is imported once per stage run instead of once here and once there, and this process imports
+   Papermill while the kernel boots. A failed check shuts the kernel down before any cell runs;
 2. executes ``notebooks/NN_<stage>.ipynb`` with Papermill in that kernel, passing the section as parameters, in
    the project root, with the stage's outputs staged in ``.vlstudy/staging/<stage id>`` (`vlstudy.pipeline.stage`);
 3. moves every output into place only after all of this succeeded, and prints one line with the stage's
@@ -35,8 +36,8 @@ from vlstudy.pipeline.registry import params_class, params_module
 from vlstudy.pipeline.stage import (PARAMS_FILE, STAGE_ID_ENV, STAGING_DIR, STAGING_ENV, WORK_DIR, commit_staged,
                                     executed_record, find_root, run_record, stage_id)
 
-__all__ = ["KERNEL_NAME", "load_section", "notebook_path", "parse_overrides", "run_stage", "start_kernel",
-           "validate_section"]
+__all__ = ["KERNEL_NAME", "check_in_kernel", "load_section", "notebook_path", "parse_overrides", "run_stage",
+           "start_kernel", "validate_section"]
 
 KERNEL_NAME = "vlstudy"
 
@@ -97,6 +98,29 @@ def start_kernel(kernel: str, root: Path, preload: str):
     return km
 
 
+def check_in_kernel(km, stage: str, section: dict, recipe: dict, timeout: float = 600) -> None:
+    """`validate_section` run inside the started kernel `km`, where the stage's module is imported anyway.
+
+    Raises ParamError with the kernel's message for bad params, RuntimeError for any other error there (the
+    stage's module failed to import, the kernel died). Binds no name and takes no execution count in the kernel:
+    the notebook's first cell is still cell 1."""
+    call = (f"__import__('vlstudy.pipeline.runner', fromlist=['_']).validate_section("
+            f"{stage!r}, __import__('json').loads({json.dumps(section)!r}), "
+            f"__import__('json').loads({json.dumps(recipe)!r}));")  # the ';' keeps the result out of `_` and Out
+    client = km.blocking_client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=timeout)
+        reply = client.execute_interactive(call, silent=True, store_history=False, timeout=timeout)["content"]
+    finally:
+        client.stop_channels()
+    if reply["status"] == "ok":
+        return
+    if reply.get("ename") == "ParamError":
+        raise ParamError(reply["evalue"])
+    raise RuntimeError(f"the params check failed in the kernel: {reply.get('ename')}: {reply.get('evalue')}")
+
+
 def _shutdown(km, now: bool) -> None:
     if km is not None and km.has_kernel:
         km.shutdown_kernel(now=now)
@@ -145,13 +169,11 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
         root: the project (or profile workspace) root; default: found from the working directory.
         kernel: the Jupyter kernel.
         verbose: stream the notebook's output to the console (default: one line per stage).
-        overlap: boot the kernel while the params are checked (False: check, then boot; the baseline of
-            ``benchmarks/stage_overhead.py``).
+        overlap: check the params in the kernel as it boots, importing Papermill meanwhile (False: check them in
+            this process, then boot; the baseline of ``benchmarks/stage_overhead.py``).
 
     Exit codes: 0 success; 1 the notebook raised; 2 bad parameters (nothing was run); 130 interrupted.
     """
-    import papermill as pm
-
     root = Path(root or find_root()).resolve()
     overrides = overrides or {}
     sid = stage_id(stage, overrides)
@@ -171,13 +193,21 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
             section = {**section, **overrides}
             recipe = read_params(root).get(RECIPE_SECTION, {})
             preload = params_module(stage, PARAMS_FILE)
-            if overlap:  # the kernel boots while the params are checked
+            if overlap:
                 km = start_kernel(kernel, root, preload)
-            validate_section(stage, section, recipe)
-            km = km or start_kernel(kernel, root, preload)
+                import papermill as pm  # while the kernel boots
+
+                check_in_kernel(km, stage, section, recipe)
+            else:
+                validate_section(stage, section, recipe)
+                km = start_kernel(kernel, root, preload)
+                import papermill as pm
         except (ParamError, FileNotFoundError) as e:
             print(f"vlstudy: stage {sid} not run: {e}", file=sys.stderr)
             return 2
+        except (RuntimeError, TimeoutError) as e:  # the kernel died or hung, or the stage's module does not import
+            print(f"vlstudy: stage {sid} not run: {e}", file=sys.stderr)
+            return 1
 
         shutil.rmtree(staging, ignore_errors=True)
         executed = staging / executed_record(sid)

@@ -1,0 +1,123 @@
+"""Can the frozen LM answer 是/否 matching from text at all, and what in its corpus would teach it? (issue 13, item 4)
+
+mPLUG-video's 是/否 matching reads the answer off its frozen LM after the visual prefix. The LM can only do that
+if it learned, from text, to compare a title with what precedes the question. `pretrain_text_lm`'s protocol probe
+says it did not (是/否 right ~52 % of the time on held-out pages). Its corpus (`text.corpus_lines`) holds one
+matching question per page — 2,000 examples of the comparison in all. This trains the text LM exactly as the stage
+does (its params, its pool titles) on corpus variants and scores each on the same fresh probe pages:
+
+* ``study``: the study's corpus (pages 0 .. corpus_videos-1 of the generator; checked equal to
+  ``data/mini_youku/text_corpus.txt``);
+* ``pages_x4``: four times the pages, the same format (pages 0 .. 4 x corpus_videos-1);
+* ``questions_x4``: the study's pages, each followed by three more matching questions about the same page (each a
+  paraphrased caption of the page's video or of another video, 是 or 否 with probability 1/2).
+
+The probe pages are drawn from the generator's stream at indices no variant trains on. It prints each variant's
+matching accuracy with a 95 % Wilson interval, its class top-1 from the title (the other protocol question) and its
+training seconds. Nothing is written outside a temporary folder.
+
+    python benchmarks/text_lm_matching.py                           # all variants (~20 min on 2 cores)
+    python benchmarks/text_lm_matching.py --variants study questions_x4 --probe-pages 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from statsmodels.stats.proportion import proportion_confint
+
+from vlstudy.config import read_params
+from vlstudy.data.classes import NUM_CLASSES
+from vlstudy.data.mini_youku import text as T
+from vlstudy.data.mini_youku.generate import _TASK_CODE, _draw_cues
+from vlstudy.data.mini_youku.generate import text_corpus as generator_corpus
+from vlstudy.data.prompts import MATCH_ANSWERS, match_prompt
+from vlstudy.models.text_lm import load_text_lm
+from vlstudy.pipeline.runner import validate_section
+from vlstudy.tasks import text_lm
+from vlstudy.tasks.common import TaskPaths
+
+PROBE_OFFSET = 10**6  # probe pages come from generator indices no variant trains on
+
+
+def pages(cfg, start: int, stop: int) -> list[tuple[list[str], T.Cues, T.Cues]]:
+    """The generator's corpus pages ``start .. stop-1`` (as `generate.text_corpus` draws them), with their cues."""
+    out = []
+    for i in range(start, stop):
+        rng = np.random.default_rng([cfg.seed, _TASK_CODE["corpus"], i])
+        cues = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
+        other = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
+        out.append((T.corpus_lines(cues, other, rng), cues, other))
+    return out
+
+
+def more_questions(page: list[str], cues: T.Cues, cfg, index: int, extra: int) -> list[str]:
+    """`page` followed by `extra` matching questions about its video, from a generator of their own."""
+    rng = np.random.default_rng([cfg.seed, _TASK_CODE["corpus"], index, 1])
+    lines = list(page)
+    for _ in range(extra):
+        match = bool(rng.random() < 0.5)
+        other = cues if match else _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
+        lines.append(f"{match_prompt(T.caption(other, rng))}{MATCH_ANSWERS[0] if match else MATCH_ANSWERS[1]}")
+    return lines
+
+
+def write_corpus(path: Path, corpus: list[list[str]]) -> None:
+    path.write_text("\n\n".join("\n".join(page) for page in corpus) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", nargs="+", default=["study", "pages_x4", "questions_x4"],
+                        choices=["study", "pages_x4", "questions_x4"])
+    parser.add_argument("--probe-pages", type=int, default=600)
+    parser.add_argument("--data", default="data/prepared", help="the prepared pool (its titles are trained on too)")
+    args = parser.parse_args(argv)
+
+    params = read_params(Path("."))
+    recipe = params.get("recipe", {})
+    cfg = validate_section("mini_youku", params["mini_youku"], recipe)
+    config = validate_section("pretrain_text_lm", params["pretrain_text_lm"], recipe)
+    n = cfg.corpus_videos
+    study = pages(cfg, 0, n)
+    assert [p for p, _, _ in study] == generator_corpus(cfg), "the study's pages are not the generator's"
+    probe = [p for p, _, _ in pages(cfg, PROBE_OFFSET, PROBE_OFFSET + args.probe_pages)]
+    corpora = {
+        "study": lambda: [p for p, _, _ in study],
+        "pages_x4": lambda: [p for p, _, _ in study] + [p for p, _, _ in pages(cfg, n, 4 * n)],
+        "questions_x4": lambda: [more_questions(p, c, cfg, i, 3) for i, (p, c, _) in enumerate(study)],
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.variants:
+            folder = Path(tmp) / name
+            folder.mkdir()
+            corpus = corpora[name]()
+            write_corpus(folder / "corpus.txt", corpus)
+            variant = text_lm.TextLMTaskConfig(**{**config.__dict__, "corpus_files": [str(folder / "corpus.txt")]})
+            t0 = time.perf_counter()
+            text_lm.run(variant, TaskPaths(data=args.data, out=str(folder / "out"), work=str(folder / "work")))
+            seconds = time.perf_counter() - t0
+            model, tokenizer = load_text_lm(folder / "out")
+            result = text_lm.protocol_probe(model.eval(), tokenizer, probe, variant.block_size)
+            right = round(result["match_accuracy"] * result["probe_match_pages"] / 100)
+            low, high = proportion_confint(right, result["probe_match_pages"], method="wilson")
+            questions = sum(text_lm.MATCH_QUESTION in line for page in corpus for line in page)
+            rows.append((name, len(corpus), questions, result["match_accuracy"], 100 * low, 100 * high,
+                         result["class_top1"], seconds))
+            print(f"{name}: done in {seconds:.0f} s", flush=True)
+    print(f"\n是/否 matching from text on {args.probe_pages} fresh probe pages (chance 50 %)")
+    print(f"{'corpus':14s} {'pages':>6s} {'questions':>9s} {'match %':>8s} {'95 % CI':>14s} {'class top-1':>11s} "
+          f"{'train s':>8s}")
+    for name, n_pages, questions, acc, low, high, top1, seconds in rows:
+        print(f"{name:14s} {n_pages:6d} {questions:9d} {acc:8.1f} {f'[{low:.1f}, {high:.1f}]':>14s} {top1:11.1f} "
+              f"{seconds:8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
