@@ -50,3 +50,14 @@ def mplug_config(lm_dir: Path, **overrides) -> MPLUGVideoConfig:
     video = VideoEncoderConfig(**{**VIDEO, **overrides.pop("video", {})})
     return MPLUGVideoConfig(video=video, abstractor=AbstractorConfig(num_queries=4, num_heads=2), lm_path=str(lm_dir),
                             **{"max_text_length": 48, **overrides})
+
+
+def backward_nodes(tensor: torch.Tensor) -> set[str]:
+    """The kinds of autograd node (e.g. ``IndexSelectBackward0``) in the graph that computed `tensor`."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack.extend(parent for parent, _ in node.next_functions)
+    return {type(node).__name__ for node in seen}

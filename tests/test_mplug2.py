@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 import torch
+from _tiny_models import backward_nodes
 from safetensors.torch import load_file, save_file
 from transformers.modeling_layers import GradientCheckpointingLayer
 
@@ -363,3 +364,11 @@ def test_rerank_scores_the_top_k_pairs_by_the_matching_head(tokenizer):
     rest = [(t, v) for t in range(5) for v in range(5) if (t, v) not in top]
     assert max(out[p] for p in rest) < min(out[p] for p in top)
     np.testing.assert_allclose([out[p] - similarity[p] for p in rest], out[rest[0]] - similarity[rest[0]])
+
+
+def test_the_hard_negatives_are_gathered_with_an_ordered_backward(model, video):
+    """``x[indices]``'s backward (IndexBackward) adds repeated indices with atomic adds on a multi-threaded CPU: run-
+    to-run float differences (pretrain_mplug2 differed between two fresh processes of one machine from step 4 on).
+    index_select's backward adds in order (three fresh runs of the stage's first 20 steps, bit-identical)."""
+    nodes = backward_nodes(model.pretrain_losses(video, TEXTS, torch.Generator().manual_seed(0))["loss"])
+    assert "IndexSelectBackward0" in nodes and "IndexBackward0" not in nodes

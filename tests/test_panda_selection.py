@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny_models import backward_nodes
 
 from vlstudy.models.alpro import ALPROConfig, ALPROForPretraining, TextEncoderConfig
 from vlstudy.models.text_lm import train_char_tokenizer
@@ -83,3 +84,12 @@ def test_frame_subset_keeps_the_named_frames():
     subset = FrameSubset(items, [2, 6, 10, 14])
     assert subset[0]["video"].flatten().tolist() == [2.0, 6.0, 10.0, 14.0] and subset[1]["video"] is None
     assert items[0]["video"].shape[0] == 16  # the wrapped item is not changed
+
+
+def test_the_matching_pairs_are_gathered_with_an_ordered_backward(video):
+    """Each clip's video enters the matching pairs twice; ``x[indices]``'s backward would add the repeats with
+    atomic adds on a multi-threaded CPU (run-to-run float differences), index_select's adds them in order. (The
+    contrastive term's ``logits[rows, positive]`` indexes distinct positions: one add each, exact in any order.)"""
+    model = _model()
+    assert "IndexSelectBackward0" in backward_nodes(selection_loss(model, video, CANDIDATES, CHOSEN)["loss"])
+    assert "IndexSelectBackward0" not in backward_nodes(selection_loss(model, video, CANDIDATES, CHOSEN)["vtc"])

@@ -270,9 +270,11 @@ class MPLUG2ForRetrieval(DualEncoderMixin, MPLUG2Model):
         similarity = video_feat @ text_feat.T / self.contrastive.temp  # (B, B): rows videos, columns texts
         video_for_text = sample_hard_negatives(similarity.T, generator)  # (B,)
         text_for_video = sample_hard_negatives(similarity, generator)  # (B,)
-        texts = torch.cat([text_embeds, text_embeds, text_embeds[text_for_video]])  # (3B, L, D)
-        masks = torch.cat([attention_mask, attention_mask, attention_mask[text_for_video]])  # (3B, L)
-        videos = torch.cat([video_embeds, video_embeds[video_for_text], video_embeds])  # (3B, S, D)
+        # index_select, not x[indices]: the backward of advanced indexing accumulates repeated indices with atomic
+        # adds on a multi-threaded CPU (run-to-run float differences); index_select's (index_add_) is ordered.
+        texts = torch.cat([text_embeds, text_embeds, text_embeds.index_select(0, text_for_video)])  # (3B, L, D)
+        masks = torch.cat([attention_mask, attention_mask, attention_mask.index_select(0, text_for_video)])  # (3B, L)
+        videos = torch.cat([video_embeds, video_embeds.index_select(0, video_for_text), video_embeds])  # (3B, S, D)
         logits = self.itm_head(self.fuse(texts, masks, videos)[:, 0])  # (3B, 2)
         size = video_embeds.shape[0]
         is_match = torch.cat([torch.ones(size), torch.zeros(2 * size)]).long().to(logits.device)  # (3B,)

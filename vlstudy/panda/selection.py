@@ -106,7 +106,10 @@ def selection_loss(model: ALPROForPretraining, video: torch.Tensor, candidates: 
         return {"loss": vtc + 0.0 * model.itm_head.weight.sum(), "vtc": vtc, "vtm": vtc.new_zeros(())}
     clips = torch.arange(len(candidates), device=model.device)[has_negative]
     pairs_text = torch.cat([chosen[clips], hard[clips]])  # (2M,): positives, then hard negatives
-    fused = model.fuse(text_embeds[pairs_text], mask[pairs_text], video_embeds[torch.cat([clips, clips])])[:, 0]
+    # index_select, not x[indices]: each clip's video appears twice, and the backward of advanced indexing adds
+    # repeated indices with atomic adds on a multi-threaded CPU (run-to-run float differences)
+    fused = model.fuse(text_embeds.index_select(0, pairs_text), mask.index_select(0, pairs_text),
+                       video_embeds.index_select(0, torch.cat([clips, clips])))[:, 0]
     labels = torch.cat([torch.ones(len(clips)), torch.zeros(len(clips))]).long().to(model.device)
     vtm = F.cross_entropy(model.itm_head(fused), labels)
     return {"loss": vtc + vtm, "vtc": vtc, "vtm": vtm}
