@@ -172,7 +172,8 @@ def run_stage(stage: str, overrides: dict | None = None, root: Path | None = Non
         overlap: check the params in the kernel as it boots, importing Papermill meanwhile (False: check them in
             this process, then boot; the baseline of ``benchmarks/stage_overhead.py``).
 
-    Exit codes: 0 success; 1 the notebook raised; 2 bad parameters (nothing was run); 130 interrupted.
+    Exit codes: 0 success; 1 the notebook raised, or the kernel died or could not import the stage's module before
+    it ran; 2 bad parameters (nothing was run); 130 interrupted.
     """
     root = Path(root or find_root()).resolve()
     overrides = overrides or {}
