@@ -13,7 +13,7 @@ as the stage's `heldout_scores` draws them) this prints, for the text→video an
 * the share of negatives with the positive's class, and with its whole design (class, scene shown, object shown,
   shape, motion, night: a picture the title describes equally well), for ALPRO's hard negatives and, as the
   baseline, for a negative drawn uniformly among the batch's other items (exact expectation);
-* the share of negatives of which the positive's *title* is true (`title_fits`): every fact the title states
+* the share of negatives of which the positive's *title* is true (`false_claims` empty): every fact the title states
   (a class keyword, the subject and activity, the object's colour and shape, its motion, the place, the format
   wording) holds of the other video too. Such a pair is a true match as far as the text can tell, whatever the
   two videos look like; a model that reads the title perfectly still calls it a match. A pool title names the

@@ -23,6 +23,7 @@ training seconds. Nothing is written outside a temporary folder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -44,14 +45,15 @@ from vlstudy.tasks.common import TaskPaths
 PROBE_OFFSET = 10**6  # probe pages come from generator indices no variant trains on
 
 
-def pages(cfg, start: int, stop: int) -> list[tuple[list[str], T.Cues, T.Cues]]:
-    """The generator's corpus pages ``start .. stop-1`` (as `generate.text_corpus` draws them), with their cues."""
+def pages(cfg, start: int, stop: int) -> list[tuple[list[str], T.Cues]]:
+    """The generator's corpus pages ``start .. stop-1`` (as `generate.text_corpus` draws them), with their video's
+    cues."""
     out = []
     for i in range(start, stop):
         rng = np.random.default_rng([cfg.seed, _TASK_CODE["corpus"], i])
         cues = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
         other = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
-        out.append((T.corpus_lines(cues, other, rng), cues, other))
+        out.append((T.corpus_lines(cues, other, rng), cues))
     return out
 
 
@@ -84,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     config = validate_section("pretrain_text_lm", params["pretrain_text_lm"], recipe)
     n = cfg.corpus_videos
     study = pages(cfg, 0, n)
-    assert [p for p, _, _ in study] == generator_corpus(cfg), "the study's pages are not the generator's"
-    probe = [p for p, _, _ in pages(cfg, PROBE_OFFSET, PROBE_OFFSET + args.probe_pages)]
+    assert [p for p, _ in study] == generator_corpus(cfg), "the study's pages are not the generator's"
+    probe = [p for p, _ in pages(cfg, PROBE_OFFSET, PROBE_OFFSET + args.probe_pages)]
     corpora = {
-        "study": lambda: [p for p, _, _ in study],
-        "pages_x4": lambda: [p for p, _, _ in study] + [p for p, _, _ in pages(cfg, n, 4 * n)],
-        "questions_x4": lambda: [more_questions(p, c, cfg, i, 3) for i, (p, c, _) in enumerate(study)],
+        "study": lambda: [p for p, _ in study],
+        "pages_x4": lambda: [p for p, _ in study + pages(cfg, n, 4 * n)],
+        "questions_x4": lambda: [more_questions(p, c, cfg, i, 3) for i, (p, c) in enumerate(study)],
     }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir()
             corpus = corpora[name]()
             write_corpus(folder / "corpus.txt", corpus)
-            variant = text_lm.TextLMTaskConfig(**{**config.__dict__, "corpus_files": [str(folder / "corpus.txt")]})
+            variant = dataclasses.replace(config, corpus_files=[str(folder / "corpus.txt")])
             t0 = time.perf_counter()
             text_lm.run(variant, TaskPaths(data=args.data, out=str(folder / "out"), work=str(folder / "work")))
             seconds = time.perf_counter() - t0
