@@ -11,7 +11,10 @@ while VTC learns (InfoNCE 3.47 -> ~2.0 over its ~550 steps). This script separat
   rate;
 * the fusion: if VTM stays at the prior even on random negatives, the fused [CLS] does not carry the match;
 * the joint objective: VTM learns alone but not beside MLM and VTC (the third arm continues with the summed loss;
-  the script also prints each term's gradient norm on one batch).
+  the script also prints each term's gradient norm on one batch);
+* the moving encoders: the "fusion" arm freezes the checkpoint's encoders (eval mode, no gradient) and trains only
+  freshly initialised fusion layers and ITM head, with VTM alone on the checkpoint's hard negatives (the "frozen"
+  arm's task with the encoders held still): do the features the checkpoint hands over carry the match at all?
 
 For each arm it prints the held-out VTM loss and AUC (match vs non-match logit margin) on random negatives, on the
 model's own hard negatives and on the checkpoint's hard negatives ("frozen": the same pairs for every arm, so an
@@ -20,6 +23,7 @@ arm whose VTC drifts cannot look better by making its own negatives easy), befor
     python benchmarks/alpro_vtm_probe.py                    # the default workspace's checkpoint and data
     python benchmarks/alpro_vtm_probe.py --steps 100 --val 64   # quicker
     python benchmarks/alpro_vtm_probe.py --arms frozen hard --steps 200   # the README's run
+    python benchmarks/alpro_vtm_probe.py --arms fusion frozen --steps 500 # encoders held still or not
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from vlstudy.tasks.pretrain_video import split_pool
 
 ARMS = {"random": "VTM alone on random negatives", "hard": "VTM alone on hard negatives (ALPRO's)",
         "frozen": "VTM alone on the checkpoint's hard negatives (drawn by its VTC, which does not move)",
-        "joint": "MLM + VTC + VTM summed (pre-training's loss)"}
+        "joint": "MLM + VTC + VTM summed (pre-training's loss)",
+        "fusion": "fresh fusion layers + ITM head alone on the frozen encoders, checkpoint's hard negatives"}
 
 
 def vtc_similarity(model, video_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
@@ -120,7 +125,13 @@ def main() -> None:
           f"{ {k: round(v.item(), 3) for k, v in terms.items()} }, gradient norm of each term {norms}")
     for arm in args.arms:
         model = copy.deepcopy(base).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+        if arm == "fusion":
+            fresh = ALPROForPretraining(base.config, base.tokenizer)  # the seeded generator's next draws
+            model.fusion_encoder, model.itm_head = fresh.fusion_encoder, fresh.itm_head
+            for module in (model.video_encoder, model.text_encoder, model.contrastive):
+                module.requires_grad_(False)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
+                                      weight_decay=0.05)
         loader = DataLoader(train_set, batch_size=32, shuffle=True, collate_fn=collate_videos, drop_last=True,
                             generator=torch.Generator().manual_seed(args.seed))
         step, t0 = 0, time.time()
@@ -128,12 +139,16 @@ def main() -> None:
             for batch in loader:
                 if batch["video"] is None:
                     continue
+                if arm == "fusion":  # the encoders stay as the checkpoint left them: no dropout, no gradient
+                    model.video_encoder.eval()
+                    model.text_encoder.eval()
                 if arm == "joint":  # all three objectives, summed, as pre-training does
                     ids, mask = model.tokenize(list(batch["title"]))
                     loss = model.pretrain_losses(batch["video"], ids, mask,
                                                  seeded_generator(batch["index"], args.seed))["loss"]
                 else:
-                    logits, labels = vtm_logits(model, batch, arm, args.seed, base)
+                    negatives = "frozen" if arm == "fusion" else arm
+                    logits, labels = vtm_logits(model, batch, negatives, args.seed, base)
                     loss = F.cross_entropy(logits, labels)
                 optimizer.zero_grad()
                 loss.backward()

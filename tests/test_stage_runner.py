@@ -1,5 +1,6 @@
 """The stage runner: validated params before any kernel starts, atomic outputs, failed stages leave nothing."""
 
+import json
 import os
 import re
 import shutil
@@ -205,3 +206,14 @@ def test_check_in_kernel_raises_the_params_error_and_leaves_no_trace_in_the_kern
         client.stop_channels()
         km.shutdown_kernel(now=True)
     assert fresh.startswith("1 [") and after == fresh
+
+
+def test_machine_info_names_the_cpu_and_the_instruction_set_torch_dispatches_to():
+    """Run records say which machine ran a stage; torch entries only when the stage loaded torch (fresh process)."""
+    code = ("import json, os; from vlstudy.pipeline.stage import machine_info; before = machine_info(); import torch; "
+            "after = machine_info(); print(json.dumps([before, after, torch.backends.cpu.get_cpu_capability(), "
+            "os.cpu_count(), torch.cuda.device_count()]))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    before, after, capability, cores, gpus = json.loads(out)
+    assert set(before) == {"cpu", "cores"} and before["cores"] == cores and before["cpu"]
+    assert after["cpu_capability"] == capability and after["cpu"] == before["cpu"] and len(after["gpus"]) == gpus

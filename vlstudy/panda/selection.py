@@ -3,7 +3,7 @@
 Panda-70M fine-tunes a retrieval model (Unmasked Teacher) to pick, among a clip's teacher captions, the one
 annotators chose: contrastive learning with hard negatives, "the seven captions not selected by annotators compose
 the hard negative samples and are assigned a larger training weight". Here the retrieval model is
-:class:`vlstudy.models.alpro.ALPROForPretraining` (pre-trained with VTC + VTM) and one step on B clips, each with
+:class:`vlstudy.models.alpro.ALPROForPretraining` (pre-trained with MLM + VTC + VTM) and one step on B clips, each with
 its K_c distinct candidate captions and the oracle's choice, is
 
 * **VTC**: :func:`vlstudy.panda.selector.selector_loss` over the (B, K) clip-caption similarities, video -> text:

@@ -29,7 +29,9 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,8 @@ from vlstudy import io
 from vlstudy.config import RECIPE_SECTION, read_params, resolve_section, to_dict
 from vlstudy.plotting import use_cjk_font
 
-__all__ = ["Stage", "StageSkipped", "find_root", "stage_id", "run_record", "executed_record", "GATHERERS",
-           "commit_staged", "PARAMS_FILE", "PROFILE_FILE",
+__all__ = ["Stage", "StageSkipped", "find_root", "stage_id", "run_record", "executed_record", "machine_info",
+           "GATHERERS", "commit_staged", "PARAMS_FILE", "PROFILE_FILE",
            "STAGING_ENV", "STAGE_ID_ENV", "STAGING_DIR", "WORK_DIR"]
 
 STAGING_ENV = "VLSTUDY_STAGING"
@@ -85,6 +87,22 @@ def run_record(sid: str) -> Path:
 def executed_record(sid: str) -> Path:
     """Where the runner keeps a stage's executed notebook, relative to the root."""
     return Path("reports") / f"{sid}.ipynb" if sid in GATHERERS else Path("reports/executed") / f"{sid}.ipynb"
+
+
+def machine_info() -> dict[str, Any]:
+    """What ran a stage, for its run record: the CPU model, the instruction set torch's kernels dispatch to (float
+    results of the same code can differ between AVX2 and AVX-512 kernels, so a number that moved between two runs is
+    a machine difference when this did), the core count, and the torch version and GPUs when the stage loaded torch
+    (a stage that did not load it gets no torch entries: its numbers do not depend on it)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.is_file() else []
+    info: dict[str, Any] = {"cpu": names[0] if names else platform.processor(), "cores": os.cpu_count()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info.update(cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__,
+                    gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
+    return info
 
 
 def commit_staged(staging: Path, root: Path, rels: list[str]) -> None:
@@ -286,7 +304,7 @@ class Stage:
         if self.id not in GATHERERS:
             io.write_json(self.output(Path("reports/metrics") / f"{self.id}.json"), self.metrics)
         self.run_info.update(stage=self.id, profile=self.profile, seconds=round(time.time() - self._t0, 2),
-                             params=to_dict(self.params))
+                             params=to_dict(self.params), machine=machine_info())
         io.write_json(self.output(run_record(self.id)), self.run_info)
         if not self.by_runner:
             commit_staged(self.staging, self.root, self._outputs)
