@@ -157,9 +157,9 @@ def test_loss_is_the_token_mean_over_answer_and_eos(model, video):
 
 def test_score_continuations_equals_a_naive_loop(model, video):
     prompts = [classification_prompt("小猫在草地上玩球"), classification_prompt("")]
-    candidates = ["宠物", "篮球", "电视剧周边（预告/杂谈）"]
+    candidates = ["宠物", "篮球", "电视剧周边（预告/杂谈）", "猫", ""]  # run in groups of equal length, 0 tokens too
     scores = model.score_continuations(video, prompts, candidates)
-    assert scores.shape == (2, 3)
+    assert scores.shape == (2, 5)
     for b, prompt in enumerate(prompts):
         for k, candidate in enumerate(candidates):
             batch = model.tokenize([prompt], [candidate])

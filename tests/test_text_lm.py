@@ -135,7 +135,8 @@ def test_the_task_gives_the_same_weights_whatever_ran_before(tmp_path):
     from vlstudy.train.trainer import TrainConfig
 
     _pool(tmp_path, CORPUS * 8)
-    config = TextLMTaskConfig(model=TextLMConfig(hidden_size=16, num_layers=1, num_heads=2, max_positions=32),
+    config = TextLMTaskConfig(model=TextLMConfig(hidden_size=16, num_layers=1, num_heads=2, max_positions=32,
+                                                 dropout=0.1),  # the dropout masks must be seeded too
                               train=TrainConfig(lr=1e-3, warmup_steps=1, max_steps=3, batch_size=4), corpus_files=[],
                               block_size=16, val_fraction=0.2)
     weights = []

@@ -64,7 +64,9 @@ class TextLMConfig(PreTrainedConfig):
         num_layers: transformer blocks.
         num_heads: attention heads; divides `hidden_size`.
         max_positions: longest sequence (video prefix + text included, for mPLUG-video).
-        dropout: residual, embedding and attention dropout.
+        dropout: residual, embedding and attention dropout. None by default, as in LLaMA-style LMs: on a CPU the
+            Bernoulli masks cost ~0.8x the rest of a training step, and the study's LM without them reached a lower
+            held-out loss in the same 4 epochs (0.474 against 0.524 with 0.1; 2026-12-01).
     """
 
     model_type = "vlstudy_text_lm"
@@ -73,7 +75,7 @@ class TextLMConfig(PreTrainedConfig):
     num_layers: int = 4
     num_heads: int = 4
     max_positions: int = 256
-    dropout: float = 0.1
+    dropout: float = 0.0
 
     def __post_init__(self, **kwargs) -> None:
         super().__post_init__(**kwargs)
