@@ -1,9 +1,11 @@
 # vlstudy — the commands the README names. Each one first creates or reuses .venv (scripts/setup.sh).
-#   make study               the whole study on the embedded mini-Youku data (dvc repro), prints the report path
+#   make study               the whole study on the embedded mini-Youku data (dvc repro, JOBS=2 stages at a time,
+#                            each with cores/JOBS torch threads; JOBS=1: plain dvc repro), prints the report path
 #   make test                the test suite
 #   make lab                 JupyterLab on the profile's notebooks (PROFILE=smoke: runs/smoke/notebooks)
 #   make study PROFILE=smoke the same stages at tiny sizes, in runs/smoke/ (what CI runs end to end)
 PROFILE ?= default
+JOBS ?= 2
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
@@ -19,10 +21,10 @@ setup-test:
 	@bash scripts/setup.sh --test
 
 study: setup
-	vlstudy study --profile $(PROFILE)
+	vlstudy study --profile $(PROFILE) --jobs $(JOBS)
 
 smoke: setup
-	vlstudy study --profile smoke
+	vlstudy study --profile smoke --jobs $(JOBS)
 
 test: setup-test
 	@python -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -1,26 +1,33 @@
-"""Benchmark the pipeline: the whole study, the smoke profile, and a no-op ``dvc repro``.
+"""Benchmark the pipeline: the whole study one stage at a time and N at a time, and a no-op ``dvc repro``.
 
 Figures, per profile (default: the work tree; smoke: ``runs/smoke/``):
 
-1. full: ``dvc repro --force``, every stage executed (seconds, and the slowest stages from the runner's log);
-2. no-op: ``dvc repro`` right after, when nothing changed (seconds; target <= 3 s), printed as a ratio to
-   ``dvc status`` in the same run (the least any DVC command that checks the pipeline costs; target <= 2x).
+1. full, one stage at a time: ``vlstudy study --force`` (``dvc repro --force``: every stage runs, 2 torch threads);
+2. full, ``--jobs`` stages at a time: ``vlstudy study --force --jobs N`` (`vlstudy.pipeline.parallel`, cores/N
+   threads each), printed as a ratio to (1) in the same run; the metrics files after (2) must equal those after
+   (1) byte for byte (the numbers do not depend on the schedule or the thread count) or the script fails;
+3. no-op: ``dvc repro`` right after, when nothing changed (target <= 3 s), as a ratio to ``dvc status``.
 
 ``--skip-full`` measures only the no-op of a workspace that has already been reproduced (seconds, no training).
 
 Usage:
-    python benchmarks/pipeline.py [--profiles smoke default] [--skip-full] [--repeats 3]
+    python benchmarks/pipeline.py --profiles smoke                # ~13 min on 2 cores
+    python benchmarks/pipeline.py --profiles default --jobs 2     # ~70 min
+    python benchmarks/pipeline.py --profiles smoke default --skip-full
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 
-from vlstudy.pipeline import find_root
-from vlstudy.study import prepare_workspace
+from vlstudy.pipeline.stage import find_root
+from vlstudy.pipeline.study import prepare_workspace, workspace_for
 
 
 def timed(cmd: list[str], cwd) -> tuple[float, str]:
@@ -32,9 +39,25 @@ def timed(cmd: list[str], cwd) -> tuple[float, str]:
     return seconds, done.stdout + done.stderr
 
 
+def metrics_digest(work: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((work / "reports/metrics").glob("*.json"))}
+
+
+def full_run(profile: str, jobs: int, work: Path) -> tuple[float, dict[str, str]]:
+    cmd = [sys.executable, "-m", "vlstudy.pipeline.cli", "study", "--profile", profile, "--force", "--jobs", str(jobs)]
+    print(f"[{profile}] {' '.join(cmd[3:])} ...", flush=True)
+    seconds, log = timed(cmd, find_root())
+    stage_times = sorted(((float(s), name) for name, s in re.findall(r"vlstudy: stage (\S+) done in ([\d.]+) s", log)),
+                         reverse=True)
+    print(f"[{profile}] {jobs} at a time: {seconds / 60:.1f} min; slowest stages: "
+          + ", ".join(f"{name} {s:.0f} s" for s, name in stage_times[:5]), flush=True)
+    return seconds, metrics_digest(work)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profiles", nargs="+", default=["smoke", "default"])
+    parser.add_argument("--profiles", nargs="+", default=["smoke"])
+    parser.add_argument("--jobs", type=int, default=2, help="stages at a time in the second full run")
     parser.add_argument("--skip-full", action="store_true", help="only time the no-op of reproduced workspaces")
     parser.add_argument("--repeats", type=int, default=3, help="no-op and status timings keep the fastest")
     args = parser.parse_args()
@@ -42,31 +65,33 @@ def main() -> None:
     root = find_root()
     rows = []
     for profile in args.profiles:
-        work = prepare_workspace(root, profile)
-        full = None
+        work = prepare_workspace(root, profile) if profile != "default" else workspace_for(root, profile)
+        one = many = None
         if args.skip_full:
             _, out = timed(["dvc", "status"], work)
             if "Data and pipelines are up to date." not in out:
                 raise SystemExit(f"[{profile}] --skip-full needs a reproduced workspace; `dvc status` in {work} says:\n"
                                  f"{out}\nrun `vlstudy study --profile {profile}` first")
         else:
-            print(f"[{profile}] dvc repro --force in {work} ...", flush=True)
-            full, log = timed(["dvc", "repro", "--force"], work)
-            stage_times = sorted(((float(s), name) for name, s in
-                                  re.findall(r"vlstudy: stage (\S+) done in ([\d.]+) s", log)), reverse=True)
-            print(f"[{profile}] full: {full:.0f} s; slowest stages: "
-                  + ", ".join(f"{name} {s:.0f} s" for s, name in stage_times[:5]), flush=True)
+            one, digest_one = full_run(profile, 1, work)
+            many, digest_many = full_run(profile, args.jobs, work)
+            differ = sorted(name for name in digest_one.keys() | digest_many.keys()
+                            if digest_one.get(name) != digest_many.get(name))
+            if differ:
+                raise SystemExit(f"[{profile}] metrics differ between 1 and {args.jobs} at a time: {', '.join(differ)}")
+            print(f"[{profile}] the {len(digest_one)} metrics files are byte-identical in both runs", flush=True)
         noop = min(timed(["dvc", "repro"], work)[0] for _ in range(args.repeats))
         _, out = timed(["dvc", "repro"], work)
         if "Running stage" in out:
             raise SystemExit(f"[{profile}] the no-op dvc repro ran a stage:\n{out}")
         status = min(timed(["dvc", "status"], work)[0] for _ in range(args.repeats))
-        rows.append((profile, full, noop, status))
+        rows.append((profile, one, many, noop, status))
 
-    print("\nprofile   full dvc repro   no-op dvc repro   dvc status   no-op / status")
-    for profile, full, noop, status in rows:
-        full_text = f"{full / 60:8.1f} min" if full is not None else "     (skipped)"
-        print(f"{profile:8s}  {full_text}   {noop:11.2f} s   {status:8.2f} s   {noop / status:10.2f}x")
+    print(f"\nprofile   1 at a time   {args.jobs} at a time   ratio   no-op dvc repro   dvc status   no-op / status")
+    for profile, one, many, noop, status in rows:
+        full = (f"{one / 60:7.1f} min   {many / 60:7.1f} min   {one / many:5.2f}x" if one is not None
+                else "      (skipped)                      ")
+        print(f"{profile:8s}  {full}   {noop:11.2f} s   {status:8.2f} s   {noop / status:10.2f}x")
 
 
 if __name__ == "__main__":

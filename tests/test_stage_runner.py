@@ -213,7 +213,9 @@ def test_machine_info_names_the_cpu_and_the_instruction_set_torch_dispatches_to(
     code = ("import json, os; from vlstudy.pipeline.stage import machine_info; before = machine_info(); import torch; "
             "after = machine_info(); print(json.dumps([before, after, torch.backends.cpu.get_cpu_capability(), "
             "os.cpu_count(), torch.cuda.device_count()]))")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout  # as a stage of a parallel study
     before, after, capability, cores, gpus = json.loads(out)
     assert set(before) == {"cpu", "cores"} and before["cores"] == cores and before["cpu"]
     assert after["cpu_capability"] == capability and after["cpu"] == before["cpu"] and len(after["gpus"]) == gpus
+    assert after["threads"] == 1

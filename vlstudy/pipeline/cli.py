@@ -1,8 +1,9 @@
 """The ``vlstudy`` command.
 
     vlstudy run STAGE [--set KEY=VALUE ...]   one stage's notebook (the command of a dvc.yaml stage)
-    vlstudy study [--profile P] [--set K=V] [TARGET ...]
-                                              the whole study (dvc repro) in the profile's workspace
+    vlstudy study [--profile P] [--set K=V] [--jobs N] [--force] [TARGET ...]
+                                              the whole study (dvc repro; N stages at a time) in the profile's
+                                              workspace
     vlstudy lab [--profile P]                 JupyterLab on the profile's notebooks
     vlstudy sync                              rewrite notebooks' parameters cells and dvc.yaml's code deps
     vlstudy params [--profile P] [STAGE ...]  the resolved params (recipe applied) of a profile
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one params key of the profile's workspace, e.g. data.source.root=/mnt/youku")
         p.add_argument("targets", nargs="*")
+        if name == "study":
+            p.add_argument("--jobs", type=int, default=1,
+                           help="stages at a time, each with cores/jobs torch threads (1: plain dvc repro)")
+            p.add_argument("--force", action="store_true", help="run every stage, changed or not")
     sub.add_parser("sync", help="rewrite notebooks' parameters cells and dvc.yaml's code deps from the sources")
     args = parser.parse_args(argv)
 
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             from vlstudy.pipeline.runner import parse_overrides
             from vlstudy.pipeline.study import run_study
 
-            return run_study(args.profile, args.targets, parse_overrides(args.overrides, "--set"))
+            return run_study(args.profile, args.targets, parse_overrides(args.overrides, "--set"), args.jobs,
+                             args.force)
         if args.command == "lab":
             from vlstudy.pipeline.study import open_lab
 

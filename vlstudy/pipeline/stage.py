@@ -92,8 +92,8 @@ def executed_record(sid: str) -> Path:
 def machine_info() -> dict[str, Any]:
     """What ran a stage, for its run record: the CPU model, the instruction set torch's kernels dispatch to (float
     results of the same code can differ between AVX2 and AVX-512 kernels, so a number that moved between two runs is
-    a machine difference when this did), the core count, and the torch version and GPUs when the stage loaded torch
-    (a stage that did not load it gets no torch entries: its numbers do not depend on it)."""
+    a machine difference when this did), the core count, and the torch version, its threads and the GPUs when the
+    stage loaded torch (a stage that did not load it gets no torch entries: its numbers do not depend on it)."""
     cpuinfo = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
              if line.startswith("model name")] if cpuinfo.is_file() else []
@@ -101,6 +101,7 @@ def machine_info() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         info.update(cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__,
+                    threads=torch.get_num_threads(),
                     gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
     return info
 

@@ -188,16 +188,28 @@ def prepare_workspace(root: Path, profile: str, overrides: dict | None = None) -
     return work
 
 
-def run_study(profile: str = "default", targets: list[str] | None = None, overrides: dict | None = None) -> int:
-    """``dvc repro`` in the profile's workspace; prints where the report is. Returns the exit code."""
+def run_study(profile: str = "default", targets: list[str] | None = None, overrides: dict | None = None,
+              jobs: int = 1, force: bool = False) -> int:
+    """``dvc repro`` in the profile's workspace, or `jobs` stages at a time (`vlstudy.pipeline.parallel`); every
+    stage with `force`. Prints where the report is. Returns the exit code."""
     root = find_root()
     try:
         work = prepare_workspace(root, profile, overrides)
     except ParamError as e:
         print(f"vlstudy: {e}", file=sys.stderr)
         return 2
-    print(f"vlstudy: profile {profile}: dvc repro in {work}", file=sys.stderr, flush=True)
-    code = subprocess.run(["dvc", "repro", *(targets or [])], cwd=work).returncode
+    if jobs > 1:
+        from vlstudy.pipeline.parallel import reproduce
+
+        print(f"vlstudy: profile {profile}: {jobs} stages at a time in {work}", file=sys.stderr, flush=True)
+        try:
+            code = reproduce(work, targets or None, jobs, force=force)
+        except ValueError as e:  # an unknown target
+            print(f"vlstudy: {e}", file=sys.stderr)
+            return 2
+    else:
+        print(f"vlstudy: profile {profile}: dvc repro in {work}", file=sys.stderr, flush=True)
+        code = subprocess.run(["dvc", "repro", *(["--force"] if force else []), *(targets or [])], cwd=work).returncode
     index = work / "reports" / "index.html"
     if code == 0 and index.exists():
         print(f"\nThe report is at {index}\n")
