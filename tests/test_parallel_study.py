@@ -1,7 +1,7 @@
 """`vlstudy.pipeline.parallel.reproduce`: a toy DVC pipeline (a diamond with a matrix stage) run 2 stages at a time
 must leave what ``dvc repro`` leaves (every output, a clean ``dvc status``, the same lock entries), overlap
-independent stages, skip unchanged ones, stop starting stages after a failure, and refuse unknown targets. And the
-premise that makes it safe: a training run's numbers do not depend on the torch thread count."""
+independent stages, give every stage the same thread count (float results depend on it, so it must not depend on
+the schedule), skip unchanged ones, stop starting stages after a failure, and refuse unknown targets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import io
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -66,11 +65,10 @@ def test_two_at_a_time_leaves_what_dvc_repro_leaves(project, tmp_path):
     assert reproduce(project, jobs=2, out=log) == 0
     assert (project / "d.txt").read_text() == "abaxay"
     assert "up to date" in _dvc(project, "status") or _dvc(project, "status").strip() == ""
-    (_, first), (_, second), (_, third) = sorted((_interval(project, f), f) for f in ("b.txt", "c_x.txt", "c_y.txt"))
+    (_, first), (_, second), _ = sorted((_interval(project, f), f) for f in ("b.txt", "c_x.txt", "c_y.txt"))
     assert _interval(project, second)[0] < _interval(project, first)[1], "two independent stages overlap"
-    cores = os.cpu_count()
-    assert _threads(project, first) == _threads(project, second) == max(1, cores // 2)  # side by side: half each
-    assert _threads(project, "a.txt") == _threads(project, "d.txt") == cores  # alone: every core
+    outputs = ("a.txt", "b.txt", "c_x.txt", "c_y.txt", "d.txt")  # alone or side by side: the same threads
+    assert {_threads(project, f) for f in outputs} == {max(1, os.cpu_count() // 2)}
     # the same pipeline under plain dvc repro writes the same lock entries (outputs and deps hashes)
     reference = tmp_path / "ref"
     reference.mkdir()
@@ -104,30 +102,3 @@ def test_a_failure_stops_new_stages_and_keeps_finished_ones(project):
     assert not (project / "d.txt").exists()  # downstream of the failure: never started
     locked = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     assert "a" in locked and "d" not in locked and "c@x" not in locked and "c@y" not in locked
-
-
-TRAIN = textwrap.dedent("""
-    import torch
-    from torch import nn
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 256), nn.GELU(), nn.Dropout(0.1), nn.Linear(256, 64))
-    attention = nn.MultiheadAttention(64, 4, batch_first=True)
-    optimizer = torch.optim.AdamW([*model.parameters(), *attention.parameters()], lr=1e-3)
-    x = torch.randn(32, 48, 64)
-    for _ in range(5):
-        h, _ = attention(x, x, x)
-        loss = model(h).pow(2).mean()
-        optimizer.zero_grad(); loss.backward(); optimizer.step()
-    print(torch.get_num_threads(), repr(loss.item()))
-""")
-
-
-def test_training_numbers_do_not_depend_on_the_thread_count():
-    """The premise of running stages with fewer threads each: same code, same seed, 1 or 2 threads, same bits."""
-    results = []
-    for threads in ("1", "2"):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-        out = subprocess.run([sys.executable, "-c", TRAIN], env=env, check=True, capture_output=True, text=True)
-        results.append(out.stdout.split())
-    assert [r[0] for r in results] == ["1", "2"]
-    assert results[0][1] == results[1][1]

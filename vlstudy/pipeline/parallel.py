@@ -1,11 +1,8 @@
 """``dvc repro`` with several stages at a time, for a machine that one stage does not fill.
 
 DVC 3 runs a pipeline's stages one after the other (``dvc repro`` has no jobs option; ``dvc exp run --queue``
-runs whole experiments in copies of the workspace). On the 2-core machine this kit is timed on, one stage leaves
-part of it idle: its kernel start and imports (~6 s per stage run, 35 runs), its data loading, evaluation and
-writing are single-threaded, and its small matmuls gain only ~1.5x from a second thread. `reproduce` keeps up to
-`jobs` stages running, each with ``cores // jobs`` torch threads (all cores for a stage that nothing can run
-beside, such as the data stages and the text LM at the start), and leaves every decision to DVC:
+runs whole experiments in copies of the workspace). `reproduce` keeps up to `jobs` stages running, each with the
+same ``cores // jobs`` torch threads, and leaves every decision to DVC:
 
 1. the stages and their order are DVC's (``Repo.index.graph``): the targets and every stage upstream of them;
 2. a stage is looked at once every stage upstream of it is done; DVC's status decides whether it changed (its
@@ -16,11 +13,17 @@ beside, such as the data stages and the text LM at the start), and leaves every 
    command's (130 after Ctrl-C).
 
 Written here because no library does it: DVC has no parallel ``repro``, and a generic DAG runner (a Makefile,
-Snakemake) would have to re-implement DVC's change detection. The numbers do not depend on the thread count on the
-machines tested: a training run with 1 and with 2 threads gives bit-identical losses
-(tests/test_parallel_study.py checks it at tiny size) and every run record names its threads
-(``reports/runs/<stage>.json``, ``machine``). Among the stages ready to start, those with the longest chain of
-work after them go first (seconds from their last run records).
+Snakemake) would have to re-implement DVC's change detection.
+
+What it gains and what it changes, measured on the 2-core machine of this kit (2026-12-01): the smoke study, whose
+stages are mostly kernel start-up and imports (single-threaded), 7.4 -> 5.5 min; the default study none (41 min
+either way from cold caches): a training step with one thread is 1.4-1.7x slower than with two, and two stages side
+by side slow each other further. And float results of some kernels depend on the thread count: ``pretrain_alpro``'s
+held-out VTM loss is 0.6354482769966125 with 2 threads and 0.6354483962059021 with 1. So every stage gets the same
+thread count, whatever runs beside it (a study with ``--jobs N`` reproduces another with ``--jobs N`` bit for bit,
+not a ``--jobs 1`` one), and run records name the threads (``reports/runs/<stage>.json``, ``machine``). Among the
+stages ready to start, those with the longest chain of work after them go first (seconds from their last run
+records).
 """
 
 from __future__ import annotations
@@ -109,8 +112,7 @@ def reproduce(work: Path, targets: list[str] | None = None, jobs: int = 2, threa
         work: the DVC workspace (the folder with ``dvc.yaml``).
         targets: stage names (``stage`` or ``stage@cell``); None: the whole pipeline.
         jobs: stages running at once.
-        threads: torch threads per stage (``OMP_NUM_THREADS``); default: the cores divided by `jobs`, and every
-            core for a stage that is the only one ready while none runs.
+        threads: torch threads of every stage (``OMP_NUM_THREADS``); default: the cores divided by `jobs`.
         force: run every stage, changed or not (``dvc repro --force``).
         out: where the progress lines go.
 
@@ -121,18 +123,16 @@ def reproduce(work: Path, targets: list[str] | None = None, jobs: int = 2, threa
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     commands, upstream = stage_graph(work, targets)
     remaining = _remaining_seconds(work, upstream)
-    cores = os.cpu_count() or 1
-    each = threads or max(1, cores // jobs)
-    capacity = max(cores, each * jobs)  # threads that may run at once
+    each = threads or max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(each), "MKL_NUM_THREADS": str(each)}
     pending, done = set(commands), set()
-    running: dict[str, tuple[subprocess.Popen, int]] = {}  # stage: (its command, its threads)
+    running: dict[str, subprocess.Popen] = {}
     failure: tuple[str, int] | None = None
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    say(f"vlstudy: {len(commands)} stages, up to {jobs} at a time with {each} torch thread(s) each"
-        + ("" if threads else f", {cores} for a stage that runs alone"))
+    say(f"vlstudy: {len(commands)} stages, up to {jobs} at a time, {each} torch thread(s) each")
     try:
         while pending or running:
             while failure is None and len(running) < jobs:
@@ -140,21 +140,16 @@ def reproduce(work: Path, targets: list[str] | None = None, jobs: int = 2, threa
                 if not ready:
                     break
                 name = ready[0]
-                # a stage nothing can run beside (the data stages, the text LM) gets every core
-                n_threads = cores if threads is None and len(ready) == 1 and not running else each
-                if n_threads > capacity - sum(t for _, t in running.values()):
-                    break  # a stage holding every core runs: wait for it
                 pending.discard(name)
                 if not force and not _changed(work, name):
                     say(f"Stage '{name}' didn't change, skipping")
                     done.add(name)
                     continue
-                say(f"Running stage '{name}' ({n_threads} thread{'s' * (n_threads > 1)}):\n> {commands[name]}")
-                env = {**os.environ, "OMP_NUM_THREADS": str(n_threads), "MKL_NUM_THREADS": str(n_threads)}
-                running[name] = (subprocess.Popen(commands[name], shell=True, cwd=work, env=env), n_threads)
+                say(f"Running stage '{name}':\n> {commands[name]}")
+                running[name] = subprocess.Popen(commands[name], shell=True, cwd=work, env=env)
             if not running:
                 break  # nothing runs and nothing can start: finished, or stopped after a failure
-            finished = [(n, p.returncode) for n, (p, _) in running.items() if p.poll() is not None]
+            finished = [(n, p.returncode) for n, p in running.items() if p.poll() is not None]
             if not finished:
                 time.sleep(0.2)
                 continue
@@ -168,9 +163,9 @@ def reproduce(work: Path, targets: list[str] | None = None, jobs: int = 2, threa
                     say(f"vlstudy: stage '{name}' failed (exit code {code}); waiting for {len(running)} running "
                         "stage(s), starting no other")
     except KeyboardInterrupt:
-        for process, _ in running.values():
+        for process in running.values():
             process.send_signal(signal.SIGINT)  # each runner keeps its stage's work and exits 130
-        for process, _ in running.values():
+        for process in running.values():
             process.wait()
         say("vlstudy: interrupted; finished stages are committed, `vlstudy study` again resumes")
         return 130
