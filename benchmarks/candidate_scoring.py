@@ -1,8 +1,8 @@
 """mPLUG-video's generative classification scores: the grouped candidate pass against the padded one it replaced.
 
 `MPLUGVideoModel._score_candidates` runs the 45 class names on top of the contexts' key/value cache in groups of
-equal length (no padding). Until 2026-12-01 it ran them as one batch padded to the longest name (12 characters +
-EOS) and discarded the padding. This script runs both on the same batches (the classification prompts of real
+equal length, no padding (`vlstudy.models.prompting.score_on_cache`). Until 2026-12-01 it ran them as one batch
+padded to the longest name (12 characters + EOS) and discarded the padding. This script runs both on the same batches (the classification prompts of real
 val titles, the study's pre-trained mPLUG-video, random clips) and prints their time per batch, the ratio, the
 largest score difference and whether the top-1 class agrees everywhere.
 

@@ -29,7 +29,6 @@ scale): the config points to it (``lm_path``) and loading re-attaches it (`vlstu
 
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ from vlstudy.models.abstractor import Abstractor
 from vlstudy.models.configuration_mplug_video import MPLUGVideoConfig
 from vlstudy.models.frozen_lm import FrozenLMPreTrainedModel
 from vlstudy.models.heads import ContrastiveHead, MLPHead
-from vlstudy.models.prompting import IGNORE_INDEX, TextBatch, bos_ids, encode, pad_id, tokenize_prompts
+from vlstudy.models.prompting import IGNORE_INDEX, TextBatch, bos_ids, encode, pad_id, score_on_cache, tokenize_prompts
 from vlstudy.models.text_lm import build_text_lm, load_lm, load_tokenizer
 from vlstudy.models.video_encoder import VideoEncoderMixin, VideoEncoderModel, on_meta_device
 
@@ -246,12 +245,9 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
         """Summed log-likelihood (B, K) of ``candidate [EOS]`` after each ``[prefix] [BOS] prompt``, and the LM state
         at each prompt's last token (B, D).
 
-        The B contexts run once, as one left-padded batch; their last logits score every candidate's first token.
-        The candidate tokens then run on top of the contexts' key/value cache, one group of equally long candidates
-        at a time (the cache repeated once per member), so no candidate is padded: the 45 class names are 2 to 12
-        characters long, and one padded batch of them spent ~70 % of its compute on padding. The EOS is scored by
-        the logits after the last token, never run itself. (A loop over videos with one context at a time gives the
-        same numbers, `tests/test_mplug_video.py` checks it.)
+        The B contexts run once, as one left-padded batch; the candidates run on their key/value cache in groups of
+        equal length (`vlstudy.models.prompting.score_on_cache`). (A loop over videos with one context at a time
+        gives the same numbers, `tests/test_mplug_video.py` checks it.)
         """
         tok, embed = self.tokenizer, self.lm.get_input_embeddings()
         rows = [torch.cat([prefix[b], embed(torch.tensor(bos_ids(tok) + ids, device=self.device))])
@@ -259,30 +255,11 @@ class MPLUGVideoModel(MPLUGVideoPreTrainedModel):
         context = pad_sequence(rows, batch_first=True, padding_side="left")  # (B, P, D)
         context_mask = pad_sequence([torch.ones(len(r), dtype=torch.long, device=self.device) for r in rows],
                                     batch_first=True, padding_side="left")  # (B, P)
-        lengths = context_mask.sum(dim=1)  # (B,)
-        encoded = encode(tok, candidates)
-        batch, eos = len(rows), tok.eos_token_id
-        scores = torch.zeros(batch, len(candidates), device=self.device)  # (B, K)
         with self.lm_inference():
             first = self.lm(inputs_embeds=context, attention_mask=context_mask, use_cache=True,
                             output_hidden_states=True, **self._lm_kwargs((context_mask.cumsum(1) - 1).clamp(min=0)))
-            first_logp = first.logits[:, -1].float().log_softmax(-1)  # (B, V): scores every candidate's first token
-            for n in sorted({len(ids) for ids in encoded}):
-                members = [k for k, ids in enumerate(encoded) if len(ids) == n]  # G candidates of n tokens
-                if n == 0:  # the empty candidate: EOS right after the context
-                    scores[:, members] = first_logp[:, eos, None]
-                    continue
-                group = len(members)
-                ids = torch.tensor([encoded[k] for k in members], device=self.device)  # (G, n)
-                targets = torch.cat([ids[:, 1:], ids.new_full((group, 1), eos)], dim=1)  # (G, n): what each predicts
-                cache = copy.deepcopy(first.past_key_values)  # the forward appends to it: one copy per group
-                cache.batch_repeat_interleave(group)  # (B*G) rows: video b's context for each member
-                positions = lengths.repeat_interleave(group)[:, None] + torch.arange(n, device=self.device)
-                mask = torch.cat([context_mask.repeat_interleave(group, 0), context_mask.new_ones(batch * group, n)], 1)
-                logits = self.lm(input_ids=ids.repeat(batch, 1), past_key_values=cache, attention_mask=mask,
-                                 **self._lm_kwargs(positions)).logits  # (B*G, n, V)
-                token_logp = logits.float().log_softmax(-1).gather(-1, targets.repeat(batch, 1)[..., None])
-                scores[:, members] = first_logp[:, ids[:, 0]] + token_logp.squeeze(-1).sum(1).view(batch, group)
+            scores = score_on_cache(self.lm, first, context_mask, encode(tok, candidates), tok.eos_token_id,
+                                    self._lm_kwargs)  # (B, K)
         return scores, first.hidden_states[-1][:, -1]  # (B, K), (B, D): left-padded, so -1 is each prompt's end
 
     @torch.no_grad()
