@@ -118,7 +118,10 @@ def test_ctrl_c_is_a_clean_failure_that_keeps_the_old_outputs(project):
     (project / "reports" / "index.html").write_text("old page")
     command = [sys.executable, "-c", "import sys; from vlstudy.pipeline.cli import main; sys.exit(main())",
                "run", "report"]
-    process = subprocess.Popen(command, cwd=project, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A terminal's foreground job takes Ctrl-C; a harness started in the background (no job control) passes SIGINT
+    # down ignored, and Python then installs no KeyboardInterrupt handler: the runner gets the terminal's default.
+    process = subprocess.Popen(command, cwd=project, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120  # a fixed wait after the staging folder appeared was too short on a busy machine
     while not marker.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
