@@ -1,6 +1,7 @@
 # vlstudy — the commands the README names. Each one first creates or reuses .venv (scripts/setup.sh).
 #   make study               the whole study on the embedded mini-Youku data (dvc repro), prints the report path;
-#                            JOBS=2: two stages at a time, each with cores/2 torch threads (same numbers)
+#                            JOBS=2: two stages at a time, each with cores/2 torch threads (reproducible,
+#                            but not JOBS=1's numbers: float results depend on the thread count)
 #   make test                the test suite
 #   make lab                 JupyterLab on the profile's notebooks (PROFILE=smoke: runs/smoke/notebooks)
 #   make study PROFILE=smoke the same stages at tiny sizes, in runs/smoke/ (CI runs them with `make smoke`,

@@ -30,12 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from vlstudy.metrics.bootstrap import paired_differences
+from vlstudy.pipeline.runner import load_section
 from vlstudy.tasks import classification
 from vlstudy.tasks.common import TaskPaths, launch
 
 ORDER = ["vision_language_pretrained", "vision_language", "vision", "language"]  # Table 6, best first
 SHORT = {"vision_language_pretrained": "V+L+PT", "vision_language": "V+L", "vision": "V", "language": "L"}
-SCORE_SETS = {"mplug_video": "generative", "alpro": "head", "mplug2": "head"}  # as modality_summary reads them
+# the score set each model is judged on, as the findings stage reads it
+SCORE_SETS = load_section(Path("."), "findings")["classification_scores"]
 
 
 def run_cell(model: str, variant: str, seed: int, out: Path):
