@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlstudy.data.mini_youku.oracle import _bool
 from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.tasks.common import load_split
 
@@ -42,8 +41,7 @@ SHOWN = ("t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_MdR")
 
 def consistent(truth: pd.DataFrame, facts: tuple[str, ...]) -> np.ndarray:
     """(V, V) bool: the caption of video i is consistent with video j (every fact in `facts` equal)."""
-    columns = [_bool(truth[c]) if c in ("scene_shown", "object_shown") else truth[c].astype(str).to_numpy()
-               for c in facts]
+    columns = [truth[c].astype(str).to_numpy() for c in facts]  # CSV booleans read as bools or "True"/"False"
     return np.logical_and.reduce([c[:, None] == c[None, :] for c in columns])
 
 
