@@ -48,7 +48,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.tasks.pretrain_video import caption_loss
-from vlstudy.train.config import FINETUNE_LR, recipe_train
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -70,8 +70,7 @@ class CaptioningConfig:
         pretrained: load its weights (False: the same architecture from scratch).
         num_frames: frames per clip (official: 16).
         decode: frame decoding and caching.
-        train: optimisation (official: lr 2e-5, a fifth of its pre-training rate, 100 warmup steps; here the
-            recipe at `FINETUNE_LR`, a fifth of the toy pre-training rate).
+        train: optimisation (official: lr 2e-5, 100 warmup steps).
         num_beams: beam width at decoding (5; 1 = greedy).
         length_penalty: beam-score length exponent (1.0).
         max_new_tokens: longest caption in tokens (characters).
@@ -88,7 +87,7 @@ class CaptioningConfig:
     pretrained: bool = True
     num_frames: int = 16
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: recipe_train(lr=FINETUNE_LR))
+    train: TrainConfig = field(default_factory=recipe_train)
     num_beams: int = 5
     length_penalty: float = 1.0
     max_new_tokens: int = 48
@@ -196,7 +195,8 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
 
 
 def _default_models() -> dict[str, CaptioningConfig]:
-    return {"mplug_video": CaptioningConfig(), "mplug2": CaptioningConfig(init="checkpoints/pretrain_mplug2/model")}
+    return {"mplug_video": CaptioningConfig(), "mplug2": CaptioningConfig(
+        init="checkpoints/pretrain_mplug2/model", train=recipe_train())}
 
 
 @dataclass

@@ -55,7 +55,7 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
-from vlstudy.train.config import FINETUNE_LR, recipe_train
+from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["ClassificationConfig", "CONFIG", "run", "MODEL_CLASSES", "Modality", "load_predictions", "model_inputs",
@@ -73,8 +73,7 @@ class ClassificationConfig:
         modality: what the model reads.
         num_frames: frames per clip (official: 8).
         decode: frame decoding and caching.
-        train: optimisation (official: lr 2e-5, a fifth of its pre-training rate, 100 warmup steps; here the
-            recipe at `FINETUNE_LR`, a fifth of the toy pre-training rate, for every cell alike).
+        train: optimisation (official: lr 2e-5, 100 warmup steps).
         eval_batch_size: items per batch at evaluation.
         predict_test: also write predictions for the test split (a submission file).
         n_boot: bootstrap resamples for the intervals.
@@ -89,7 +88,7 @@ class ClassificationConfig:
     modality: Modality = "vision_language"
     num_frames: int = 8
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)
-    train: TrainConfig = field(default_factory=lambda: recipe_train(lr=FINETUNE_LR))
+    train: TrainConfig = field(default_factory=recipe_train)
     eval_batch_size: int = 16
     predict_test: bool = True
     n_boot: int = 1000

@@ -97,9 +97,6 @@ class TrainConfig:
 # The study's shared recipe, params.yaml ``recipe.train`` (a test checks the two are equal): AdamW, warmup, cosine.
 # Toy models need a higher rate than the official 2e-5 fine-tuning of 1B+ pre-trained ones.
 RECIPE_TRAIN = {"lr": 5e-4, "min_lr": 1e-5, "weight_decay": 0.05, "warmup_steps": 30, "epochs": 10, "batch_size": 16}
-# Classification and captioning fine-tune at a fifth of the pre-training rate, as the official configs do (2e-5
-# against pre-training's 1e-4; retrieval fine-tunes at 1e-4 like pre-training); the toy recipe's 5x: 1e-4.
-FINETUNE_LR = RECIPE_TRAIN["lr"] / 5
 
 
 def recipe_train(**overrides: Any) -> TrainConfig:
