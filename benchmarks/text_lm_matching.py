@@ -21,11 +21,13 @@ training seconds. Nothing is written outside a temporary folder.
     python benchmarks/text_lm_matching.py                           # all variants (~25 min on 2 cores)
     python benchmarks/text_lm_matching.py --variants study questions_x4 --probe-pages 300
     python benchmarks/text_lm_matching.py --variants captioned_x4                # ~5 min
+    python benchmarks/text_lm_matching.py --variants study --hidden-size 256 --layers 8   # a larger LM
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import tempfile
 import time
@@ -75,6 +77,18 @@ def more_questions(page: list[str], cues: T.Cues, cfg, index: int, extra: int, *
     return lines
 
 
+def resized(config: text_lm.TextLMTaskConfig, hidden_size: int | None, layers: int | None, epochs: int | None
+            ) -> text_lm.TextLMTaskConfig:
+    """The stage's config with another LM width (heads keep 32 dimensions each), depth or epoch count."""
+    model = copy.deepcopy(config.model)
+    if hidden_size:
+        model.hidden_size, model.num_heads = hidden_size, max(1, hidden_size // 32)
+    if layers:
+        model.num_layers = layers
+    train = dataclasses.replace(config.train, epochs=epochs) if epochs else config.train
+    return dataclasses.replace(config, model=model, train=train)
+
+
 def write_corpus(path: Path, corpus: list[list[str]]) -> None:
     path.write_text("\n\n".join("\n".join(page) for page in corpus) + "\n", encoding="utf-8")
 
@@ -85,12 +99,16 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["study", "pages_x4", "questions_x4", "captioned_x4"])
     parser.add_argument("--probe-pages", type=int, default=600)
     parser.add_argument("--data", default="data/prepared", help="the prepared pool (its titles are trained on too)")
+    parser.add_argument("--hidden-size", type=int, help="the LM's width for every variant (default: the stage's)")
+    parser.add_argument("--layers", type=int, help="the LM's depth for every variant (default: the stage's)")
+    parser.add_argument("--epochs", type=int, help="training epochs for every variant (default: the stage's)")
     args = parser.parse_args(argv)
 
     params = read_params(Path("."))
     recipe = params.get("recipe", {})
     cfg = validate_section("mini_youku", params["mini_youku"], recipe)
     config = validate_section("pretrain_text_lm", params["pretrain_text_lm"], recipe)
+    config = resized(config, args.hidden_size, args.layers, args.epochs)
     n = cfg.corpus_videos
     study = pages(cfg, 0, n)
     assert [p for p, _ in study] == generator_corpus(cfg), "the study's pages are not the generator's"
@@ -120,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, len(corpus), questions, result["match_accuracy"], 100 * low, 100 * high,
                          result["class_top1"], seconds))
             print(f"{name}: done in {seconds:.0f} s", flush=True)
-    print(f"\n是/否 matching from text on {args.probe_pages} fresh probe pages (chance 50 %)")
+    m = config.model
+    print(f"\n是/否 matching from text on {args.probe_pages} fresh probe pages (chance 50 %); "
+          f"LM width {m.hidden_size}, {m.num_layers} layers, {m.num_heads} heads, {config.train.epochs} epochs")
     print(f"{'corpus':14s} {'pages':>6s} {'questions':>9s} {'match %':>8s} {'95 % CI':>14s} {'class top-1':>11s} "
           f"{'train s':>8s}")
     for name, n_pages, questions, acc, low, high, top1, seconds in rows:
