@@ -13,6 +13,8 @@ variant, then fine-tunes the classification cell V+L+pre-trained from it exactly
                 only, VTC alone trains the encoders
     no_mlm      VTC + VTM only (the MLM term left out)
     epochs16    16 epochs instead of 8 (twice the steps)
+    lr1e-4      the official pre-training rate, 1e-4 (X-PLUG/Youku-mPLUG's pre-training configs), instead of the
+                recipe's 5e-4 (`alpro_vtm_probe.py --arms frozen --lr 1e-4` lets VTM learn where 5e-4 does not)
 
 Every run goes through `launch`, which seeds the global generators as the stages do (the initial weights), with
 the recipe seed `--seeds` gives (0, the study's: ``official`` with seed 0 reproduces the committed
@@ -77,18 +79,20 @@ class NoMLM(alpro.ALPROForPretraining):
         return super().pretrain_losses(video, input_ids, attention_mask, generator, objectives=("vtc", "vtm"))
 
 
-VARIANTS = {"official": (alpro.ALPROForPretraining, 1), "concat": (ConcatFusion, 1),
-            "detach": (DetachedFusion, 1), "no_mlm": (NoMLM, 1), "epochs16": (alpro.ALPROForPretraining, 2)}
+# name -> (model class, epochs factor, learning rate: None keeps the recipe's)
+VARIANTS = {"official": (alpro.ALPROForPretraining, 1, None), "concat": (ConcatFusion, 1, None),
+            "detach": (DetachedFusion, 1, None), "no_mlm": (NoMLM, 1, None),
+            "epochs16": (alpro.ALPROForPretraining, 2, None), "lr1e-4": (alpro.ALPROForPretraining, 1, 1e-4)}
 
 
 def run_variant(name: str, seed: int, out: Path) -> dict:
     """Pre-train variant `name` with the recipe seed `seed` (split, initial weights, data order, negatives), then
     fine-tune V+L from its weights and V+L from scratch (the same architecture), both with that seed."""
-    model_class, epoch_factor = VARIANTS[name]
+    model_class, epoch_factor, lr = VARIANTS[name]
     out = out / f"{name}-seed{seed}"
     config = pretrain_alpro.PretrainALPROConfig(seed=seed)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed,
-                                                                   epochs=config.train.epochs * epoch_factor))
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, seed=seed, epochs=config.train.epochs * epoch_factor, lr=lr or config.train.lr))
     objectives = ("vtc", "vtm") if name == "no_mlm" else alpro.OBJECTIVES
     start = time.time()
     with mock.patch.object(pretrain_alpro, "ALPROForPretraining", model_class), \

@@ -12,11 +12,17 @@ does (its params, its pool titles) on corpus variants and scores each on the sam
 * ``questions_x4``: the study's pages, each followed by three more matching questions about the same page (each a
   paraphrased caption of the page's video or of another video, 是 or 否 with probability 1/2);
 * ``captioned_x4``: as ``questions_x4``, each extra question right after a fresh caption of the page's video, as the
-  page's own question is (at the end of a page the caption may lie outside the LM's 128-token window).
+  page's own question is (at the end of a page the caption may lie outside the LM's 128-token window);
+* ``drills_x4``: the study's pages plus, per page, four short two-line pages of their own (a caption of a fresh
+  video, then a matching question about it, 是 or 否 with probability 1/2): the comparison alone, many times, without
+  the rest of a page around it (the fresh videos come from generator indices neither the study nor the probe uses);
+* ``drills_only``: those 8,000 two-line pages alone (with the pool's titles, as every variant): the comparison as
+  the LM's only question.
 
 The probe pages are drawn from the generator's stream at indices no variant trains on. It prints each variant's
-matching accuracy with a 95 % Wilson interval, its class top-1 from the title (the other protocol question) and its
-training seconds. Nothing is written outside a temporary folder.
+matching accuracy with a 95 % Wilson interval, its class top-1 from the title (the other protocol question), its
+matching accuracy on 600 fresh two-line drill pages and on its own corpus's last 600 pages (questions it trained
+on: can it even fit them?), and its training seconds. Nothing is written outside a temporary folder.
 
     python benchmarks/text_lm_matching.py                           # all variants (~25 min on 2 cores)
     python benchmarks/text_lm_matching.py --variants study questions_x4 --probe-pages 300
@@ -77,6 +83,20 @@ def more_questions(page: list[str], cues: T.Cues, cfg, index: int, extra: int, *
     return lines
 
 
+def drills(cfg, index: int, count: int) -> list[list[str]]:
+    """`count` two-line pages, each a caption of a fresh video and one matching question about it (the page's
+    own video or another, 是 or 否 with probability 1/2)."""
+    rng = np.random.default_rng([cfg.seed, _TASK_CODE["corpus"], index, 2])
+    out = []
+    for _ in range(count):
+        cues = _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
+        match = bool(rng.random() < 0.5)
+        other = cues if match else _draw_cues(int(rng.integers(NUM_CLASSES)), cfg.content_cues, cfg.night, rng)
+        out.append([T.caption(cues, rng),
+                    f"{match_prompt(T.caption(other, rng))}{MATCH_ANSWERS[0] if match else MATCH_ANSWERS[1]}"])
+    return out
+
+
 def resized(config: text_lm.TextLMTaskConfig, hidden_size: int | None, layers: int | None, epochs: int | None
             ) -> text_lm.TextLMTaskConfig:
     """The stage's config with another LM width (heads keep 32 dimensions each), depth or epoch count."""
@@ -96,7 +116,7 @@ def write_corpus(path: Path, corpus: list[list[str]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", nargs="+", default=["study", "pages_x4", "questions_x4", "captioned_x4"],
-                        choices=["study", "pages_x4", "questions_x4", "captioned_x4"])
+                        choices=["study", "pages_x4", "questions_x4", "captioned_x4", "drills_x4", "drills_only"])
     parser.add_argument("--probe-pages", type=int, default=600)
     parser.add_argument("--data", default="data/prepared", help="the prepared pool (its titles are trained on too)")
     parser.add_argument("--hidden-size", type=int, help="the LM's width for every variant (default: the stage's)")
@@ -118,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         "pages_x4": lambda: [p for p, _ in study + pages(cfg, n, 4 * n)],
         "questions_x4": lambda: [more_questions(p, c, cfg, i, 3) for i, (p, c) in enumerate(study)],
         "captioned_x4": lambda: [more_questions(p, c, cfg, i, 3, captioned=True) for i, (p, c) in enumerate(study)],
+        "drills_x4": lambda: [p for p, _ in study] + [d for i in range(n) for d in drills(cfg, i, 4)],
+        "drills_only": lambda: [d for i in range(n) for d in drills(cfg, i, 4)],
     }
+    fresh_drills = [d for i in range(PROBE_OFFSET, PROBE_OFFSET + 150) for d in drills(cfg, i, 4)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants:
@@ -135,17 +158,19 @@ def main(argv: list[str] | None = None) -> int:
             right = round(result["match_accuracy"] * result["probe_match_pages"] / 100)
             low, high = proportion_confint(right, result["probe_match_pages"], method="wilson")
             questions = sum(text_lm.MATCH_QUESTION in line for page in corpus for line in page)
+            on_drills = text_lm.protocol_probe(model, tokenizer, fresh_drills, variant.block_size)["match_accuracy"]
+            seen = text_lm.protocol_probe(model, tokenizer, corpus[-600:], variant.block_size)["match_accuracy"]
             rows.append((name, len(corpus), questions, result["match_accuracy"], 100 * low, 100 * high,
-                         result["class_top1"], seconds))
+                         result["class_top1"], on_drills, seen, seconds))
             print(f"{name}: done in {seconds:.0f} s", flush=True)
     m = config.model
     print(f"\n是/否 matching from text on {args.probe_pages} fresh probe pages (chance 50 %); "
           f"LM width {m.hidden_size}, {m.num_layers} layers, {m.num_heads} heads, {config.train.epochs} epochs")
     print(f"{'corpus':14s} {'pages':>6s} {'questions':>9s} {'match %':>8s} {'95 % CI':>14s} {'class top-1':>11s} "
-          f"{'train s':>8s}")
-    for name, n_pages, questions, acc, low, high, top1, seconds in rows:
+          f"{'drills %':>8s} {'seen %':>7s} {'train s':>8s}")
+    for name, n_pages, questions, acc, low, high, top1, on_drills, seen, seconds in rows:
         print(f"{name:14s} {n_pages:6d} {questions:9d} {acc:8.1f} {f'[{low:.1f}, {high:.1f}]':>14s} {top1:11.1f} "
-              f"{seconds:8.0f}")
+              f"{on_drills:8.1f} {seen:7.1f} {seconds:8.0f}")
     return 0
 
 

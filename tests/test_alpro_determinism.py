@@ -1,5 +1,6 @@
 """Same params, same numbers: ALPRO's and mPLUG-2's pre-training + a classification fine-tune in two fresh
-processes (two threads, random hash seeds) agree exactly.
+processes (two threads, random hash seeds) agree exactly, and so do the bytes of their output folders (what DVC
+hashes: the training log is published without its timings).
 
 The VTM hard negatives of both used to be gathered with ``x[indices]``, whose backward accumulates repeated indices
 with atomic adds on a multi-threaded CPU: float sums in a run-dependent order, the run-to-run differences that
@@ -128,3 +129,9 @@ def test_pretraining_and_fine_tuning_give_the_same_numbers_in_two_fresh_processe
             result["pretrain_losses"].pop(key, None)
             result["classification_losses"].pop(key, None)
     assert first == second  # every number, exactly
+    for folder in ("pre", "cls"):  # the output folders DVC hashes: the same bytes, so no later stage reruns
+        a, b = tmp_path / "a" / folder, tmp_path / "b" / folder
+        files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+        assert Path("train_log.jsonl") in files
+        assert [f for f in files if (a / f).read_bytes() != (b / f).read_bytes()] == []

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from vlstudy.config import ParamError, from_dict
 from vlstudy.train.checkpoint import latest_checkpoint, list_checkpoints
-from vlstudy.train.logging import loss_curve, read_log
+from vlstudy.train.logging import WALL_CLOCK_FIELDS, loss_curve, publish_log, read_log
 from vlstudy.train.trainer import NonFiniteLossError, TrainConfig, Trainer
 
 
@@ -43,6 +43,19 @@ def test_loss_goes_down_and_the_run_is_logged(tmp_path):
     exported = load_file(summary.final_dir / "model.safetensors")
     assert "text.weight" in exported  # the full model, frozen tower included
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_00000030"]
+
+
+def test_published_log_is_the_same_bytes_for_the_same_training(tmp_path):
+    # a stage's output folder is a DVC dependency: the log it publishes must not carry the run's timings
+    fast, slow = run(tmp_path / "fast", max_steps=6), run(tmp_path / "slow", max_steps=6, step_sleep=0.02)
+    timed_fast, timed_slow = read_log(fast.log_path), read_log(slow.log_path)
+    assert [r["elapsed_s"] for r in timed_fast] != [r["elapsed_s"] for r in timed_slow]
+    publish_log(fast.log_path, tmp_path / "fast.jsonl")
+    publish_log(slow.log_path, tmp_path / "slow.jsonl")
+    assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "slow.jsonl").read_bytes()
+    published = read_log(tmp_path / "fast.jsonl")
+    assert published == [{k: v for k, v in r.items() if k not in WALL_CLOCK_FIELDS} for r in timed_fast]
+    assert len(published) == 6 and {"loss", "grad_norm", "lr/default.decay"} <= set(published[0])
 
 
 def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):

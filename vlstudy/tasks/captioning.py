@@ -49,6 +49,7 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.tasks.pretrain_video import caption_loss
 from vlstudy.train.config import recipe_train
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -183,7 +184,7 @@ def run(config: CaptioningConfig, paths: TaskPaths) -> TaskResult | None:
             io.write_table(out / "predictions_test.csv",
                            pd.DataFrame({"video_id:FILE": test["video_id"], "caption": test["prediction"]}))
         shutil.copytree(summary.final_dir, out / "model", dirs_exist_ok=True)  # the trainer's export (FSDP: gathered)
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics=interval_summary(metrics, config.seed, config.n_boot),
         protocol={"split": "val", "model": config.model, "videos": len(records), "references": int(records["captions"].map(len).sum()),

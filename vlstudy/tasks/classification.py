@@ -20,7 +20,6 @@ result holds each score set's top-1/top-5 with 95% bootstrap intervals over val 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args, get_type_hints
@@ -56,6 +55,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.train.config import recipe_train
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["ClassificationConfig", "CONFIG", "run", "MODEL_CLASSES", "Modality", "load_predictions", "model_inputs",
@@ -210,7 +210,7 @@ def run(config: ClassificationConfig, paths: TaskPaths) -> TaskResult | None:
             predicted = np.stack(test[main]).argmax(axis=1)
             io.write_table(out / "predictions_test.csv", pd.DataFrame(
                 {"video_id:FILE": test["video_id"], "label": [CLASS_NAMES[i] for i in predicted]}))
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics=results,
         protocol={"split": "val", "videos": len(val_records), "frames": config.num_frames,

@@ -33,7 +33,6 @@ Outputs in ``paths.out``: ``model/`` (``save_pretrained``, the LM left out), ``p
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -69,6 +68,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.train.config import recipe_train
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "InstructionTuningConfig", "InstructionTuningParams", "truths_of", "training_pairs",
@@ -214,7 +214,7 @@ def run(config: InstructionTuningConfig, paths: TaskPaths) -> TaskResult | None:
         io.write_table(out / "pairs.csv", pairs)
         if examples is not None:
             io.write_table(out / "examples.csv", examples)
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics={"train_loss": summary.losses.get("loss")},
         protocol={"split": "captioning train", "videos": len(records), "pairs": len(pairs),

@@ -45,6 +45,7 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.tasks.pretrain_video import split_pool
 from vlstudy.train.config import recipe_train
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "PretrainALPROConfig", "VTM_PRIOR_LOSS", "heldout_scores", "matching_metrics",
@@ -168,7 +169,7 @@ def run(config: PretrainALPROConfig, paths: TaskPaths) -> TaskResult | None:
     out = Path(paths.out)
     with timer("write"):
         shutil.copytree(summary.final_dir, out / "model", dirs_exist_ok=True)  # the trainer's export (FSDP: gathered)
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics={f"val_{k}": v for k, v in summary.metrics.items()},
         protocol={"split": "held-out pool videos (video-title retrieval; VTM on each pair and its two hard "

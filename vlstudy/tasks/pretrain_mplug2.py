@@ -14,7 +14,6 @@ Outputs in ``paths.out``: ``model/`` (``save_pretrained``, with the tokenizer), 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from vlstudy.tasks.common import (
 )
 from vlstudy.tasks.pretrain_video import split_pool
 from vlstudy.train.config import recipe_train
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "PretrainMPLUG2Config", "run"]
@@ -122,7 +122,7 @@ def run(config: PretrainMPLUG2Config, paths: TaskPaths) -> TaskResult | None:
     out = Path(paths.out)
     with timer("write"):
         model.save_pretrained(out / "model")
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
         io.write_table(out / "examples.csv", generated.assign(title=examples["title"].values)[
             ["video_id", "title", "generated"]])
     return TaskResult(

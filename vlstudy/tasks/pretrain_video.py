@@ -40,6 +40,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.train.config import recipe_train
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["CONFIG", "PretrainVideoConfig", "run", "sequence_nll"]
@@ -169,7 +170,7 @@ def run(config: PretrainVideoConfig, paths: TaskPaths) -> TaskResult | None:
     out = Path(paths.out)
     with timer("write"):
         shutil.copytree(summary.final_dir, out / "model", dirs_exist_ok=True)  # the trainer's export (FSDP: gathered)
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
         io.write_table(out / "examples.csv", generated.assign(title=examples["title"].values)[
             ["video_id", "title", "generated"]])
     return TaskResult(

@@ -28,7 +28,6 @@ Outputs in ``paths.out``: ``model/`` (the fine-tuned model, ``save_pretrained``:
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, get_args
@@ -63,6 +62,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.train.config import recipe_train
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["RetrievalConfig", "CONFIG", "run", "Method", "MODEL_CLASSES", "FinetuneRetrievalParams", "text_features",
@@ -275,7 +275,7 @@ def run(config: RetrievalConfig, paths: TaskPaths) -> TaskResult | None:
                 np.save(f, similarity.astype(np.float32))
             io.write_table(out / f"per_item_{name}.csv", metrics.per_item)
         model.save_pretrained(out / "model")
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
     modes = {"contrastive": "dual encoder, every pair", "rerank": f"contrastive top-{config.rerank_k} re-ranked by "
              "the matching head", "generative": "是/否 log-odds, every pair", "head": "matching head, every pair"}
     return TaskResult(

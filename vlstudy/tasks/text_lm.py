@@ -13,7 +13,6 @@ Outputs in ``paths.out``: the LM and tokenizer (``config.json``, ``model.safeten
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from vlstudy.data.prompts import MATCH_ANSWERS, PROTOCOL_TEXTS, classification_p
 from vlstudy.distributed import is_main_process
 from vlstudy.models.text_lm import PackedTextDataset, TextLMConfig, build_text_lm, save_text_lm, train_char_tokenizer
 from vlstudy.tasks.common import PhaseTimer, TaskPaths, TaskResult, load_split, training_record
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = ["TextLMTaskConfig", "CONFIG", "run", "corpus", "held_out", "split_documents", "first_block",
@@ -182,7 +182,7 @@ def run(config: TextLMTaskConfig, paths: TaskPaths) -> TaskResult | None:
         probe = protocol_probe(model, tokenizer, pages, config.block_size)
     with timer("write"):
         save_text_lm(model, tokenizer, out)
-        shutil.copy(summary.log_path, out / "train_log.jsonl")
+        publish_log(summary.log_path, out / "train_log.jsonl")
     return TaskResult(
         metrics={"val_loss": summary.metrics["val_loss"], "val_perplexity": summary.metrics["val_perplexity"],
                  **probe},

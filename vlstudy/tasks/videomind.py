@@ -31,7 +31,6 @@ comparisons).
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -64,6 +63,7 @@ from vlstudy.tasks.common import (
     zero_loss,
 )
 from vlstudy.tasks.retrieval import MODEL_CLASSES, text_features, video_features
+from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
 __all__ = [
@@ -320,7 +320,7 @@ def run(config: VideoMindRetrievalParams, paths: TaskPaths) -> TaskResult | None
             with io.atomic_path(out / f"similarity_{name}.npz") as tmp, open(tmp, "wb") as f:
                 np.savez(f, **{layer: s.astype(np.float32) for layer, s in layers.items()})
         model.save_pretrained(out / DEME / "model")
-        shutil.copy(summary.log_path, out / DEME / "train_log.jsonl")
+        publish_log(summary.log_path, out / DEME / "train_log.jsonl")
     with timer("evaluate"):
         metrics: dict[str, Any] = {name: interval_summary(result, config.seed, config.n_boot)
                                    for name, result in load_results(out, list(similarities)).items()}

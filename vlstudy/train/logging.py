@@ -7,8 +7,10 @@ processes), ``lr/<group>`` for each parameter group, ``grad_norm`` (before clipp
 
 A resumed run reopens the same file: `JsonlLog` first drops every record past the checkpoint's step (the steps a
 killed run logged after its last checkpoint are redone), and an incomplete last line left by a kill is dropped, so
-the finished file has each step exactly once. The loss-curve figure is drawn from the file, not from memory
-(STYLE.md rule 12), and comes with its plot table.
+the finished file has each step exactly once. A stage publishes the log into its output folder with `publish_log`,
+which leaves out the wall-clock fields: that folder is a DVC dependency of the stages after it, so it must hash the
+same for the same weights (with step timings in it, rerunning a stage reran everything downstream of it). The
+loss-curve figure is drawn from the file, not from memory (STYLE.md rule 12), and comes with its plot table.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ if TYPE_CHECKING:  # pandas and matplotlib are imported where used: training pro
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["JsonlLog", "read_log", "truncate_log", "last_results", "loss_table", "loss_curve"]
+__all__ = ["JsonlLog", "WALL_CLOCK_FIELDS", "read_log", "truncate_log", "publish_log", "last_results", "loss_table",
+           "loss_curve"]
+
+WALL_CLOCK_FIELDS = ("samples_per_s", "elapsed_s")  # differ between runs of bit-identical training
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
@@ -61,6 +66,16 @@ def truncate_log(path: Path, step: int) -> int:
     kept = [r for r in records if r["step"] <= step]
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     return len(records) - len(kept)
+
+
+def publish_log(source: Path, destination: Path) -> None:
+    """Write the log `source` to `destination` (atomically) without its `WALL_CLOCK_FIELDS`.
+
+    Every other field, the order of the records and their JSON form are kept, so the same training gives the same
+    bytes. The timings stay in the trainer's own log (the work folder) and in the stage's run record.
+    """
+    records = [{k: v for k, v in r.items() if k not in WALL_CLOCK_FIELDS} for r in read_log(source)]
+    write_text(destination, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def last_results(path: Path) -> tuple[dict[str, float], dict[str, float]]:
