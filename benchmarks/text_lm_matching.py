@@ -21,13 +21,15 @@ does (its params, its pool titles) on corpus variants and scores each on the sam
 
 The probe pages are drawn from the generator's stream at indices no variant trains on. It prints each variant's
 matching accuracy with a 95 % Wilson interval, its class top-1 from the title (the other protocol question), its
-matching accuracy on 600 fresh two-line drill pages and on its own corpus's last 600 pages (questions it trained
+matching accuracy on 600 fresh two-line drill pages and on its own corpus's first 600 pages (questions it trained
 on: can it even fit them?), and its training seconds. Nothing is written outside a temporary folder.
 
     python benchmarks/text_lm_matching.py                           # all variants (~25 min on 2 cores)
     python benchmarks/text_lm_matching.py --variants study questions_x4 --probe-pages 300
     python benchmarks/text_lm_matching.py --variants captioned_x4                # ~5 min
     python benchmarks/text_lm_matching.py --variants captioned_x4 study --hidden-size 256   # a wider LM, ~18 min
+    python benchmarks/text_lm_matching.py --variants drills_x4 drills_only                 # ~10 min
+    python benchmarks/text_lm_matching.py --variants drills_only --epochs 12               # ~9 min
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             low, high = proportion_confint(right, result["probe_match_pages"], method="wilson")
             questions = sum(text_lm.MATCH_QUESTION in line for page in corpus for line in page)
             on_drills = text_lm.protocol_probe(model, tokenizer, fresh_drills, variant.block_size)["match_accuracy"]
-            seen = text_lm.protocol_probe(model, tokenizer, corpus[-600:], variant.block_size)["match_accuracy"]
+            seen = text_lm.protocol_probe(model, tokenizer, corpus[:600], variant.block_size)["match_accuracy"]
             rows.append((name, len(corpus), questions, result["match_accuracy"], 100 * low, 100 * high,
                          result["class_top1"], on_drills, seen, seconds))
             print(f"{name}: done in {seconds:.0f} s", flush=True)
