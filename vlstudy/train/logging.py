@@ -72,7 +72,8 @@ def publish_log(source: Path, destination: Path) -> None:
     """Write the log `source` to `destination` (atomically) without its `WALL_CLOCK_FIELDS`.
 
     Every other field, the order of the records and their JSON form are kept, so the same training gives the same
-    bytes. The timings stay in the trainer's own log (the work folder) and in the stage's run record.
+    bytes. The run's rates stay in the stage's run record (`vlstudy.tasks.common.training_record`); the per-step
+    timings only in the trainer's log in the work folder, which the runner clears once the stage succeeded.
     """
     records = [{k: v for k, v in r.items() if k not in WALL_CLOCK_FIELDS} for r in read_log(source)]
     write_text(destination, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
