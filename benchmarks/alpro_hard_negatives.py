@@ -48,7 +48,7 @@ from vlstudy.models.alpro import ALPROForPretraining
 from vlstudy.models.losses import sample_hard_negatives
 from vlstudy.tasks.common import load_split, seeded_generator, video_dataset
 from vlstudy.tasks.pretrain_alpro import PretrainALPROConfig
-from vlstudy.tasks.pretrain_video import split_pool
+from vlstudy.tasks.pretrain_mplug_video import split_pool
 
 DESIGN = ["label", "scene_shown", "object_shown", "shape", "motion", "night"]  # what a video shows, by design
 

@@ -41,7 +41,7 @@ from vlstudy.data.datasets import collate_videos
 from vlstudy.models.alpro import ALPROForPretraining
 from vlstudy.tasks.common import load_split, seeded_generator, video_dataset
 from vlstudy.tasks.pretrain_alpro import VTM_PRIOR_LOSS, PretrainALPROConfig
-from vlstudy.tasks.pretrain_video import split_pool
+from vlstudy.tasks.pretrain_mplug_video import split_pool
 
 ARMS = {"random": "VTM alone on random negatives", "hard": "VTM alone on hard negatives (ALPRO's)",
         "frozen": "VTM alone on the checkpoint's hard negatives (drawn by its VTC, which does not move)",

@@ -7,7 +7,7 @@ val titles, the study's pre-trained mPLUG-video, random clips) and prints their 
 largest score difference and whether the top-1 class agrees everywhere.
 
     python benchmarks/candidate_scoring.py                      # 8 batches of 16 (the eval batch size)
-    python benchmarks/candidate_scoring.py --batches 4 --model checkpoints/pretrain_video/model
+    python benchmarks/candidate_scoring.py --batches 4 --model checkpoints/pretrain_mplug_video/model
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def padded_scores(model, prefix: torch.Tensor, prompts: list[str], candidates: l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="checkpoints/pretrain_video/model")
+    parser.add_argument("--model", default="checkpoints/pretrain_mplug_video/model")
     parser.add_argument("--data", default="data/prepared")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)

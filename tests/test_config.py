@@ -79,11 +79,11 @@ def test_transformers_configs_fill_from_params_with_their_sub_configs():
     """A model config (a transformers PreTrainedConfig) is filled like a dataclass: nested sub-configs checked key
     by key; transformers' bookkeeping fields and derived fields are not parameters."""
     from vlstudy.models.mplug_video import MPLUGVideoConfig
-    from vlstudy.tasks.pretrain_video import PretrainVideoConfig
+    from vlstudy.tasks.pretrain_mplug_video import PretrainMPLUGVideoConfig
 
     section = {"model": {"video": {"hidden_size": 64, "num_heads": 2}, "abstractor": {"num_queries": 8},
                          "lm_path": "lm"}}
-    config = from_dict(PretrainVideoConfig, section, where="params.yaml: pretrain_video")
+    config = from_dict(PretrainMPLUGVideoConfig, section, where="params.yaml: pretrain_mplug_video")
     assert isinstance(config.model, MPLUGVideoConfig)
     assert (config.model.video.hidden_size, config.model.abstractor.num_queries, config.model.lm.hidden_size) == \
            (64, 8, 128)
@@ -91,15 +91,16 @@ def test_transformers_configs_fill_from_params_with_their_sub_configs():
     assert list(model_keys) == ["video", "abstractor", "lm_path", "lm", "max_text_length", "contrastive_dim",
                                 "temperature", "num_classes"]
     assert "hidden_act" not in model_keys["video"] and "transformers_version" not in model_keys
-    assert from_dict(PretrainVideoConfig, to_dict(config)).model.video.hidden_size == 64
-    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video.hidden_size: expected int, "
+    assert from_dict(PretrainMPLUGVideoConfig, to_dict(config)).model.video.hidden_size == 64
+    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_mplug_video.model.video.hidden_size: expected int, "
                                          r"got '64' \(str\)$"):
-        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_size": "64"}}}, where="params.yaml: pretrain_video")
-    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video.hidden_act: unknown key for "
+        from_dict(PretrainMPLUGVideoConfig, {"model": {"video": {"hidden_size": "64"}}},
+                  where="params.yaml: pretrain_mplug_video")
+    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_mplug_video.model.video.hidden_act: unknown key for "
                                          r"VideoEncoderConfig"):
-        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_act": "gelu"}}},
-                  where="params.yaml: pretrain_video")
-    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_video.model.video: hidden_size 60 is not a multiple "
-                                         r"of num_heads 8$"):
-        from_dict(PretrainVideoConfig, {"model": {"video": {"hidden_size": 60, "num_heads": 8}}},
-                  where="params.yaml: pretrain_video")
+        from_dict(PretrainMPLUGVideoConfig, {"model": {"video": {"hidden_act": "gelu"}}},
+                  where="params.yaml: pretrain_mplug_video")
+    with pytest.raises(ParamError, match=r"^params.yaml: pretrain_mplug_video.model.video: hidden_size 60 is not a "
+                                         r"multiple of num_heads 8$"):
+        from_dict(PretrainMPLUGVideoConfig, {"model": {"video": {"hidden_size": 60, "num_heads": 8}}},
+                  where="params.yaml: pretrain_mplug_video")

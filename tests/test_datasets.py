@@ -27,11 +27,11 @@ def test_tasks_read_the_official_frame_counts():
     pre-training 4) are the defaults of the task configs that the stages use."""
     from vlstudy.tasks.captioning import CaptioningConfig
     from vlstudy.tasks.classification import ClassificationConfig
-    from vlstudy.tasks.pretrain_video import PretrainVideoConfig
+    from vlstudy.tasks.pretrain_mplug_video import PretrainMPLUGVideoConfig
     from vlstudy.tasks.retrieval import RetrievalConfig
 
     assert (ClassificationConfig().num_frames, CaptioningConfig().num_frames, RetrievalConfig().num_frames,
-            PretrainVideoConfig().model.video.num_frames) == (8, 16, 4, 4)
+            PretrainMPLUGVideoConfig().model.video.num_frames) == (8, 16, 4, 4)
 
 
 # ---------------------------------------------------------------------------------------------- dataset

@@ -17,7 +17,7 @@ from vlstudy.models.mplug_video import (
     MPLUGVideoForMatching,
 )
 from vlstudy.models.video_encoder import VideoEncoderConfig
-from vlstudy.tasks.pretrain_video import caption_loss
+from vlstudy.tasks.pretrain_mplug_video import caption_loss
 from vlstudy.train.memory import saved_activation_bytes
 from vlstudy.train.trainer import TrainConfig, Trainer
 
@@ -52,7 +52,7 @@ def _alpro(model_class):
 MPLUG_BLOCKS = {"TimesformerLayer", "AbstractorBlock", "GPT2Block"}  # video encoder, abstractor, frozen LM
 # Each training stage's loss: model builder, loss(model, video), the blocks on its gradient path.
 STAGES = {
-    "pretrain_video": (lambda d: _mplug(MPLUGVideoForContrastive, d), lambda m, v: (
+    "pretrain_mplug_video": (lambda d: _mplug(MPLUGVideoForContrastive, d), lambda m, v: (
         caption_loss(m, v, TITLES)["loss"] + m.contrastive_loss(v, TITLES)), MPLUG_BLOCKS),
     "captioning_language_only": (lambda d: _mplug(MPLUGVideoForContrastive, d), lambda m, v: (
         m(None, *[getattr(m.tokenize([""] * 2, TITLES), k) for k in ("input_ids", "attention_mask", "labels")]).loss),

@@ -128,3 +128,71 @@ def test_classification_matrix_expands_models_times_variants():
     params = {str(k) for dep in cell.deps if hasattr(dep, "params") for k in dep.params}
     assert {"finetune_classification.models.alpro", "finetune_classification.variants.vision"} <= params
     assert not any(k.endswith(".language") or k.endswith(".mplug_video") for k in params)
+
+
+WORKSPACE_PREFIXES = ("checkpoints/", "data/")
+
+
+def _workspace_paths(value) -> set[str]:
+    """Every string in a params tree that names a file or folder of the workspace (a stage's output)."""
+    if isinstance(value, dict):
+        return set().union(*map(_workspace_paths, value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*map(_workspace_paths, value)) if value else set()
+    return {value} if isinstance(value, str) and value.startswith(WORKSPACE_PREFIXES) else set()
+
+
+def _resolved_stages() -> dict:
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return {s.addressing: s for s in repo.index.stages}
+
+
+def _cell_params(cmd: str):
+    """The params a stage's command runs with: its section, a matrix cell's ``--set`` keys, the recipe; a matrix
+    stage's dataclass narrowed to the cell (``cell()``)."""
+    from vlstudy.pipeline.runner import parse_overrides
+
+    words = cmd.split()
+    stage = words[2]
+    overrides = parse_overrides([words[i + 1] for i, w in enumerate(words) if w == "--set"], stage)
+    params = validate_section(stage, {**(PARAMS[stage] or {}), **overrides}, RECIPE)
+    return params.cell() if hasattr(params, "cell") else params
+
+
+def test_every_checkpoint_or_data_path_a_cell_reads_is_one_of_its_dvc_deps():
+    """Hand-typed data and checkpoint deps must cover what the params point at (its own outputs aside): a cell
+    reading a folder DVC does not track would reuse its output after that folder changed."""
+    stages = _resolved_stages()
+    missing = {}
+    for name, stage in sorted(stages.items()):
+        deps = [str(d.def_path).rstrip("/") for d in [*stage.deps, *stage.outs] if not hasattr(d, "params")]
+        read = _workspace_paths(to_dict(_cell_params(stage.cmd)))
+        uncovered = sorted(p for p in read if not any(p == d or p.startswith(d + "/") for d in deps))
+        if uncovered:
+            missing[name] = uncovered
+    assert missing == {}
+    assert len(stages) >= 30                                   # the matrices expanded: every cell was checked
+
+
+def test_a_classification_cell_depends_on_its_own_models_pretraining_only():
+    """Rerunning one pre-training reruns that model's Table 6 cells, not every model's."""
+    stages = _resolved_stages()
+    section = PARAMS["finetune_classification"]
+    for model in section["models"]:
+        for variant in section["variants"]:
+            deps = {str(d.def_path) for d in stages[f"finetune_classification@{model}-{variant}"].deps}
+            assert {d for d in deps if d.startswith("checkpoints/")} == {"checkpoints/text_lm",
+                                                                         f"checkpoints/pretrain_{model}"}
+    for model in PARAMS["finetune_captioning"]["models"]:
+        deps = {str(d.def_path) for d in stages[f"finetune_captioning@{model}"].deps}
+        assert {d for d in deps if d.startswith("checkpoints/pretrain_")} == {f"checkpoints/pretrain_{model}"}
+
+
+def test_dvc_lock_records_only_stages_of_the_pipeline():
+    """A renamed or removed stage's entry would linger in the committed dvc.lock (DVC keeps it) and mislead a
+    reader about what ran."""
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    assert sorted({name.split("@")[0] for name in lock} - set(DVC)) == []
+    assert set(lock) == set(_resolved_stages())

@@ -83,7 +83,7 @@ TINY = {
     "data": {"filters": {"min_duration_s": 1.0, "similarity_quantile": 0.0}},
     "pretrain_text_lm": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "block_size": 8,
                          "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "max_positions": 160}},
-    "pretrain_video": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "val_videos": 2,
+    "pretrain_mplug_video": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "val_videos": 2,
                        "examples": 1, "eval_batch_size": 2},
     "pretrain_alpro": {"train": {"max_steps": 2, "warmup_steps": 1, "batch_size": 2}, "val_videos": 2,
                        "eval_batch_size": 2},

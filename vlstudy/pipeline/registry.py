@@ -19,7 +19,7 @@ STAGES: dict[str, str] = {
     "data": "vlstudy.data.prepare:PrepareConfig",
     "dataset_statistics": "vlstudy.data.stats:StatisticsParams",
     "pretrain_text_lm": "vlstudy.tasks.text_lm:TextLMTaskConfig",
-    "pretrain_video": "vlstudy.tasks.pretrain_video:PretrainVideoConfig",
+    "pretrain_mplug_video": "vlstudy.tasks.pretrain_mplug_video:PretrainMPLUGVideoConfig",
     "pretrain_alpro": "vlstudy.tasks.pretrain_alpro:PretrainALPROConfig",
     "pretrain_mplug2": "vlstudy.tasks.pretrain_mplug2:PretrainMPLUG2Config",
     "finetune_classification": "vlstudy.tasks.classification:FinetuneClassificationParams",

@@ -47,7 +47,7 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
-from vlstudy.tasks.pretrain_video import caption_loss
+from vlstudy.tasks.pretrain_mplug_video import caption_loss
 from vlstudy.train.config import recipe_train
 from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
@@ -84,7 +84,7 @@ class CaptioningConfig:
     """
 
     model: Literal["mplug_video", "mplug2"] = "mplug_video"
-    init: str = "checkpoints/pretrain_video/model"
+    init: str = "checkpoints/pretrain_mplug_video/model"
     pretrained: bool = True
     num_frames: int = 16
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)

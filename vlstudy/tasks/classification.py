@@ -83,7 +83,7 @@ class ClassificationConfig:
     """
 
     model: Literal["mplug_video", "alpro", "mplug2"] = "mplug_video"
-    init: str = "checkpoints/pretrain_video/model"
+    init: str = "checkpoints/pretrain_mplug_video/model"
     pretrained: bool = True
     modality: Modality = "vision_language"
     num_frames: int = 8

@@ -1,6 +1,6 @@
 """Plumbing shared by the task modules: prepared splits → datasets, sharded prediction, results, launching.
 
-A task module (``text_lm``, ``pretrain_video``, ``classification``, ``captioning``, ``retrieval``, ...) exposes
+A task module (``text_lm``, ``pretrain_mplug_video``, ``classification``, ``captioning``, ``retrieval``, ...) exposes
 a config dataclass and ``run(config, paths) -> TaskResult``. ``run`` works the same in one process and under
 ``torchrun``: the shared `Trainer` handles DDP, :func:`predict` shards evaluation over processes and gathers one
 row per item on rank 0, and rank 0 writes every output file and returns the result (other ranks return None). A

@@ -93,7 +93,7 @@ class InstructionTuningConfig:
             kernel.
     """
 
-    init: str = "checkpoints/pretrain_video/model"
+    init: str = "checkpoints/pretrain_mplug_video/model"
     pretrained: bool = True
     truth: str = "data/mini_youku/ground_truth.csv"
     pairs: InstructionPairsConfig = field(default_factory=InstructionPairsConfig)

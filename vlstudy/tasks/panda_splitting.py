@@ -4,8 +4,8 @@ The stage generates the long-form mini-Youku set (:mod:`vlstudy.data.mini_youku.
 with known events, shots, transitions, static and repeated events), or reads a folder of real videos, and splits
 every video by shot detection alone, by Panda's stitching (paper and released-code settings) and by fixed
 windows (:mod:`vlstudy.panda.split_study`). The stitching embedder is the kit's own pre-trained video encoder by
-default (``checkpoints/pretrain_video/model``; ImageBind in the paper), any local Hugging Face vision model folder,
-or the parameter-free ``pixel_stats``. Each method gets Table 2's measures with 95 % intervals over videos:
+default (``checkpoints/pretrain_mplug_video/model``; ImageBind in the paper), any local Hugging Face vision model
+folder, or the parameter-free ``pixel_stats``. Each method gets Table 2's measures with 95 % intervals over videos:
 boundary precision / recall / F1 (+-0.5 s) against the true event boundaries and clip purity (generated set only),
 average clip length and Max Running LPIPS (with a random AlexNet unless ImageNet weights are given: then the label
 says "not comparable with the paper"). The finding: does stitching give longer clips than shot detection at a
@@ -75,7 +75,7 @@ class PandaSplittingParams:
 
     longform: LongformConfig = field(default_factory=LongformConfig)
     videos: str | None = None
-    embedder: str = "checkpoints/pretrain_video/model"
+    embedder: str = "checkpoints/pretrain_mplug_video/model"
     windows: list[float] = field(default_factory=lambda: [5.0, 8.0])
     tolerance: float = 0.5
     lpips_alexnet: str | None = None

@@ -39,7 +39,7 @@ from vlstudy.panda.selection import FrameSubset
 from vlstudy.panda.teachers import MetadataDesign, design_metadata, metadata_prompt
 from vlstudy.tasks.captioning import first_captions, with_captions
 from vlstudy.tasks.common import VideoInputConfig, load_model, model_train_config, predict, video_dataset, zero_loss
-from vlstudy.tasks.pretrain_video import caption_loss
+from vlstudy.tasks.pretrain_mplug_video import caption_loss
 from vlstudy.train.config import recipe_train
 from vlstudy.train.trainer import TrainConfig, Trainer
 

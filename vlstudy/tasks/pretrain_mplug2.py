@@ -39,7 +39,7 @@ from vlstudy.tasks.common import (
     video_dataset,
     zero_loss,
 )
-from vlstudy.tasks.pretrain_video import split_pool
+from vlstudy.tasks.pretrain_mplug_video import split_pool
 from vlstudy.train.config import recipe_train
 from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer

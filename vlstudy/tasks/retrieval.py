@@ -93,7 +93,7 @@ class RetrievalConfig:
     """
 
     method: Method = "mplug_contrastive"
-    init: str = "checkpoints/pretrain_video/model"
+    init: str = "checkpoints/pretrain_mplug_video/model"
     pretrained: bool = True
     num_frames: int = 4
     decode: VideoInputConfig = field(default_factory=VideoInputConfig)

@@ -43,11 +43,11 @@ from vlstudy.train.config import recipe_train
 from vlstudy.train.logging import publish_log
 from vlstudy.train.trainer import TrainConfig, Trainer
 
-__all__ = ["CONFIG", "PretrainVideoConfig", "run", "sequence_nll"]
+__all__ = ["CONFIG", "PretrainMPLUGVideoConfig", "run", "sequence_nll"]
 
 
 @dataclass
-class PretrainVideoConfig:
+class PretrainMPLUGVideoConfig:
     """Attributes:
         model: mPLUG-video (``lm_path``: the frozen LM, by default the text-LM stage's output).
         decode: frame decoding and caching.
@@ -73,7 +73,7 @@ class PretrainVideoConfig:
     nproc: int = 1
 
 
-CONFIG = PretrainVideoConfig
+CONFIG = PretrainMPLUGVideoConfig
 
 
 def sequence_nll(token_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +129,7 @@ def validation_loss(model: MPLUGVideoModel, dataset, batch_size: int, texts_key:
     return float(totals[0] / totals[1])
 
 
-def run(config: PretrainVideoConfig, paths: TaskPaths) -> TaskResult | None:
+def run(config: PretrainMPLUGVideoConfig, paths: TaskPaths) -> TaskResult | None:
     timer = PhaseTimer()
     train_records, val_records = split_pool(load_split(paths.data, "pretrain", "pool"), config.val_videos,
                                             config.seed)
