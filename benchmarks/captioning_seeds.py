@@ -6,8 +6,8 @@ captioning cells again, exactly as ``finetune_captioning@<model>`` does (`Finetu
 run through `launch`, which seeds as the stages do), with other recipe seeds, and prints each model's BLEU-4 and
 the paired-bootstrap difference on the same val videos (`vlstudy.report.findings.captioning_result`, the findings'
 own reading of the predictions). Seed 0 is the study's: its predictions are read from ``checkpoints/`` (not
-trained again). Pre-training is not rerun (mPLUG-video starts from the study's ``pretrain_mplug_video``, mPLUG-2 from its
-``pretrain_mplug2``): this measures the fine-tuning seed only.
+trained again). Pre-training is not rerun (mPLUG-video starts from the study's ``pretrain_mplug_video``, mPLUG-2
+from its ``pretrain_mplug2``): this measures the fine-tuning seed only.
 
     python benchmarks/captioning_seeds.py --seeds 0 1 2   # about 5 minutes per seed on 2 CPU cores
 

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import yaml
 
-from vlstudy.pipeline.runner import run_stage
+from vlstudy.pipeline.runner import _shutdown, run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,8 +170,28 @@ def test_the_kernel_imports_the_stage_module_as_it_boots_and_binds_no_name(tmp_p
                                    output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
     finally:
         client.stop_channels()
-        km.shutdown_kernel(now=True)
+        _shutdown(km)
     assert "".join(outputs).split() == ["True", "False", str(tmp_path)]
+
+
+@pytest.mark.slow
+def test_kernels_started_at_once_listen_on_sockets_of_their_own(tmp_path):
+    """Two stages start their kernels at once under ``--jobs 2``. On TCP, jupyter_client can hand both the same
+    "free" port (CI's smoke run once failed so: ``Address already in use``, the second kernel hung as it exited);
+    each kernel now listens on Unix sockets in a folder of its own, removed at shutdown."""
+    from vlstudy.pipeline.runner import KERNEL_NAME, check_in_kernel, start_kernel
+
+    kernels = [start_kernel(KERNEL_NAME, tmp_path, "json") for _ in range(2)]
+    try:
+        folders = [Path(km.ip).parent for km in kernels]
+        assert [km.transport for km in kernels] == ["ipc", "ipc"] and folders[0] != folders[1]
+        for km in kernels:
+            check_in_kernel(km, "report", {}, {}, timeout=60)  # both answer
+        assert all(any(folder.iterdir()) for folder in folders)  # their sockets
+    finally:
+        for km in kernels:
+            _shutdown(km)
+    assert not any(folder.exists() for folder in folders)
 
 
 def test_the_params_are_checked_in_the_kernel_and_this_process_never_imports_the_stage_module(project):
@@ -210,7 +230,7 @@ def test_check_in_kernel_raises_the_params_error_and_leaves_no_trace_in_the_kern
         after = state()
     finally:
         client.stop_channels()
-        km.shutdown_kernel(now=True)
+        _shutdown(km)
     assert fresh.startswith("1 [") and after == fresh
 
 

@@ -89,11 +89,20 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.enable
 def start_kernel(kernel: str, root: Path, preload: str):
     """A started Jupyter kernel (a `jupyter_client.KernelManager`) in `root` that imports the module `preload` as it
     boots, before it answers: the stage's notebook then finds it imported. The kernel inherits this process's
-    environment as it is now. The caller shuts it down."""
+    environment as it is now. The caller shuts it down (`_shutdown`).
+
+    The kernel listens on Unix sockets in a folder of its own, not on TCP ports: jupyter_client picks "free" TCP
+    ports by binding and releasing them, so two stages started at once (``vlstudy study --jobs 2``) can be given
+    the same port; the second kernel then fails to bind, hangs as it exits (in ``zmq_ctx_term``) and its stage
+    waits for it until the timeout (seen once in CI's smoke run). A socket path of its own cannot be taken."""
+    import tempfile
+
     from jupyter_client import KernelManager
 
+    sockets = Path(tempfile.mkdtemp(prefix="vlstudy-kernel-"))
     # nbclient drives the kernel with an asynchronous client; the manager itself can stay synchronous
-    km = KernelManager(kernel_name=kernel, client_class="jupyter_client.asynchronous.AsyncKernelClient")
+    km = KernelManager(kernel_name=kernel, client_class="jupyter_client.asynchronous.AsyncKernelClient",
+                       transport="ipc", ip=str(sockets / "kernel"))
     code = f"__import__({preload!r})"  # binds no name in the notebook's namespace
     km.start_kernel(cwd=str(root), extra_arguments=[*KERNEL_ARGUMENTS, f"--IPKernelApp.exec_lines={code}"])
     return km
@@ -127,7 +136,9 @@ def _shutdown(km) -> None:
     (``stage.finish`` writes atomically) and Papermill the executed notebook (from this process); a graceful
     shutdown would only wait for the kernel's interpreter to tear torch down (~1.6 s per stage here)."""
     if km is not None and km.has_kernel:
-        km.shutdown_kernel(now=True)
+        km.shutdown_kernel(now=True)  # also removes the socket files and the connection file
+    if km is not None and km.transport == "ipc":
+        shutil.rmtree(Path(km.ip).parent, ignore_errors=True)
 
 
 def _placeholders(root: Path, staging: Path, stage: str, overrides: dict, reason: str, written: list[str]) -> list[str]:
