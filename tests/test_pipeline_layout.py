@@ -2,6 +2,7 @@
 that agree with the code: the structure the pipeline relies on (STYLE.md rules 2–4)."""
 
 import ast
+import functools
 import json
 from pathlib import Path
 
@@ -117,10 +118,7 @@ def test_notebooks_are_committed_without_outputs(stage):
 
 def test_classification_matrix_expands_models_times_variants():
     """Table 6 is one DVC matrix: every (model, variant) of params.yaml is a stage, with its own params deps."""
-    from dvc.repo import Repo
-
-    with Repo(str(ROOT)) as repo:
-        stages = {s.addressing: s for s in repo.index.stages if s.addressing.startswith("finetune_classification@")}
+    stages = {name: s for name, s in _resolved_stages().items() if name.startswith("finetune_classification@")}
     section = PARAMS["finetune_classification"]
     expected = {f"finetune_classification@{m}-{v}" for m in section["models"] for v in section["variants"]}
     assert set(stages) == expected
@@ -142,8 +140,9 @@ def _workspace_paths(value) -> set[str]:
     return {value} if isinstance(value, str) and value.startswith(WORKSPACE_PREFIXES) else set()
 
 
+@functools.cache
 def _resolved_stages(project: Path = ROOT) -> dict:
-    """``{stage run name: DVC stage}`` of `project`'s pipeline, every matrix expanded."""
+    """``{stage run name: DVC stage}`` of `project`'s pipeline, every matrix expanded (read once per project)."""
     from dvc.repo import Repo
 
     with Repo(str(project)) as repo:
