@@ -8,7 +8,15 @@ import pytest
 
 from vlstudy.metrics.classification import classification_metrics
 from vlstudy.report.ablation import ablation_findings, ordering_check
-from vlstudy.report.findings import FindingsParams, compare, cross_model_findings, findings_table, stage_findings
+from vlstudy.report.findings import (
+    FindingsParams,
+    classification_result,
+    compare,
+    cross_model_findings,
+    findings_table,
+    stage_findings,
+    verdict_reason,
+)
 
 N = 300
 
@@ -58,6 +66,21 @@ def test_table4_claims_are_decided_from_the_cells_and_missing_ones_are_not_run(t
     missing = found["youku_table4_top1_mplug_video_vs_mplug2"]
     assert not missing.holds and missing.ours is None and missing.note == "not run: no results for mplug2"
     assert found["youku_table5_t2v_r1_mplug2_vs_alpro"].note.startswith("not run")
+    top1 = {m: classification_result(tmp_path, m, "generative").summary["top1"] for m in ("mplug_video", "alpro")}
+    assert found["youku_table4_top1_mplug_video_vs_alpro"].note == (
+        f"mplug_video {top1['mplug_video']:.2f} vs alpro {top1['alpro']:.2f} top1: holds: the paired 95 % interval "
+        "excludes 0")
+
+
+def test_a_failing_comparison_says_which_way_it_went_and_why():
+    assert verdict_reason(2.0, 0.5, 3.5) == "holds: the paired 95 % interval excludes 0"
+    assert verdict_reason(1.0, -0.5, 2.5) == "the claimed way, but the paired 95 % interval includes 0"
+    assert verdict_reason(-1.0, -2.5, 0.5) == "the other way round, but the paired 95 % interval includes 0"
+    assert verdict_reason(0.0, -1.0, 1.0) == "no difference: the paired 95 % interval includes 0"
+    assert verdict_reason(-2.0, -3.5, -0.5) == "the other way round, with a paired 95 % interval that excludes 0"
+    # a rank, where lower is better: a negative difference is the claimed way
+    assert verdict_reason(-2.0, -3.5, -0.5, lower_is_better=True) == "holds: the paired 95 % interval excludes 0"
+    assert verdict_reason(2.0, 0.5, 3.5, lower_is_better=True).startswith("the other way round")
 
 
 def test_ablation_findings_name_the_failing_step():
@@ -66,8 +89,12 @@ def test_ablation_findings_name_the_failing_step():
                "vision_language_pretrained": _result(0.7, 5)}
     findings = ablation_findings("alpro", ordering_check(results, rng, 300))
     ordering, gain = findings["youku_table6_ordering_alpro"], findings["youku_pretraining_gain_alpro"]
-    assert not ordering["holds"] and "视觉+语言+预训练 (V+L+PT) > 视觉+语言 (V+L)" in ordering["note"]
+    assert not ordering["holds"]
+    assert ordering["note"].startswith("fails at 视觉+语言+预训练 (V+L+PT) > 视觉+语言 (V+L) (+0.00 [")
+    assert ordering["note"].endswith(": no difference: the paired 95 % interval includes 0)")
     assert not gain["holds"] and gain["ours"] == pytest.approx(0.0)
+    assert gain["note"] == ("视觉+语言+预训练 (V+L+PT) − 视觉+语言 (V+L): "
+                            "no difference: the paired 95 % interval includes 0")
 
 
 def test_stage_findings_are_read_from_metrics_files_and_tabled(tmp_path):

@@ -19,6 +19,7 @@ import pandas as pd
 from vlstudy.config import RECIPE_SECTION, read_params, resolve_section
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import check_n_boot, metric_intervals, paired_differences
+from vlstudy.report.findings import verdict_reason
 from vlstudy.tasks.classification import FinetuneClassificationParams, load_predictions
 
 __all__ = [
@@ -137,7 +138,9 @@ def ablation_findings(model: str, check: pd.DataFrame) -> dict[str, dict]:
             "claim": f"{model}: V+L+PT > V+L > V > L (Table 6, modality ablation)",
             "paper": "ALPRO 78.15 > 69.40 > 63.51 > 59.31 (top-1)", "ours": float(weakest["difference"]),
             "low": float(weakest["low"]), "high": float(weakest["high"]), "holds": bool(check["holds"].all()),
-            "note": "" if check["holds"].all() else "fails at " + "; ".join(check.loc[~check["holds"], "comparison"])}
+            "note": "" if check["holds"].all() else "fails at " + "; ".join(
+                f"{r.comparison} ({r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}]: "
+                f"{verdict_reason(r.difference, r.low, r.high)})" for r in check[~check["holds"]].itertuples())}
     gain = check[(check["upper"] == "vision_language_pretrained") & (check["lower"] == "vision_language")]
     if len(gain):
         row = gain.iloc[0]
@@ -145,5 +148,6 @@ def ablation_findings(model: str, check: pd.DataFrame) -> dict[str, dict]:
             "claim": f"{model}: pre-training on the pool improves classification (V+L+PT > V+L)",
             "paper": "ALPRO 78.15 vs 69.40 top-1 (+23.1 % relative to vision only, 63.51)",
             "ours": float(row["difference"]), "low": float(row["low"]), "high": float(row["high"]),
-            "holds": bool(row["holds"]), "note": ""}
+            "holds": bool(row["holds"]), "note": f"{LABELS['vision_language_pretrained']} − "
+            f"{LABELS['vision_language']}: {verdict_reason(row['difference'], row['low'], row['high'])}"}
     return out

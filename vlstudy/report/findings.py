@@ -24,8 +24,8 @@ from vlstudy.metrics.retrieval import retrieval_metrics
 from vlstudy.report.paper import paper_value
 from vlstudy.tasks.classification import load_predictions
 
-__all__ = ["FindingsParams", "Finding", "compare", "classification_result", "captioning_result", "retrieval_result",
-           "cross_model_findings", "stage_findings", "findings_table", "FINDING_STAGES"]
+__all__ = ["FindingsParams", "Finding", "compare", "verdict_reason", "classification_result", "captioning_result",
+           "retrieval_result", "cross_model_findings", "stage_findings", "findings_table", "FINDING_STAGES"]
 
 # The stages that decide claims on their own and log them under ``findings`` in their metrics files.
 FINDING_STAGES = ("modality_summary", "videomind_retrieval", "panda_splitting", "panda_captions", "panda_student",
@@ -90,6 +90,22 @@ def compare(better: MetricResult, worse: MetricResult, metric: str, rng: np.rand
     return float(row["difference"]), float(row["low"]), float(row["high"]), bool(holds)
 
 
+def verdict_reason(difference: float, low: float, high: float, lower_is_better: bool = False) -> str:
+    """Why a paired comparison holds or fails, in words: which way the difference goes and whether its 95 %
+    interval excludes zero (`difference`, `low`, `high` are "claimed better − claimed worse")."""
+    sign = -1 if lower_is_better else 1
+    difference, low, high = sign * difference, *sorted((sign * low, sign * high))
+    if low > 0:
+        return "holds: the paired 95 % interval excludes 0"
+    if high < 0:
+        return "the other way round, with a paired 95 % interval that excludes 0"
+    if difference < 0:
+        return "the other way round, but the paired 95 % interval includes 0"
+    if difference == 0:
+        return "no difference: the paired 95 % interval includes 0"
+    return "the claimed way, but the paired 95 % interval includes 0"
+
+
 def classification_result(root: Path, model: str, score_set: str) -> MetricResult:
     """The Table 4 classification row of `model`: its pre-trained vision + language cell of the matrix."""
     cell = Path(root) / "checkpoints" / "finetune_classification" / f"{model}-vision_language_pretrained"
@@ -121,7 +137,10 @@ def _decided(fid: str, claim: str, paper: str, results: dict, a: str, b: str, me
     if a not in results or b not in results:
         missing = [m for m in (a, b) if m not in results]
         return Finding(fid, claim, paper, None, None, None, False, f"not run: no results for {', '.join(missing)}")
-    return Finding(fid, claim, paper, *compare(results[a], results[b], metric, rng, n_boot))
+    difference, low, high, holds = compare(results[a], results[b], metric, rng, n_boot)
+    note = (f"{a} {results[a].summary[metric]:.2f} vs {b} {results[b].summary[metric]:.2f} {metric}: "
+            f"{verdict_reason(difference, low, high)}")
+    return Finding(fid, claim, paper, difference, low, high, holds, note)
 
 
 def cross_model_findings(root: Path, params: FindingsParams, rng: np.random.Generator) -> list[Finding]:

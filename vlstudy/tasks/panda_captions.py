@@ -49,6 +49,7 @@ from vlstudy.panda.teachers import (
     system_scores,
     unique_candidates,
 )
+from vlstudy.report.findings import verdict_reason
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
@@ -254,7 +255,8 @@ def run(config: PandaCaptionsParams, paths: TaskPaths) -> TaskResult:
                    f"is below 50 % (oracle: best CIDEr against the references; ties share the clip)"),
         **_finding("panda_selector_fine_tuning", "the fine-tuned selector picks the best caption more often than the "
                    "zero-shot one", gain, gain[1] > 0,
-                   "fine-tuned minus zero-shot R@1 against the oracle, paired bootstrap over eval clips"),
+                   "fine-tuned minus zero-shot R@1 against the oracle, paired bootstrap over eval clips: "
+                   + verdict_reason(*gain)),
     }
     relevance = sets.metadata["eval"]
     truthful = ((relevance["description_relevance"] == "own") & (relevance["subtitles_relevance"] == "own")).to_numpy()

@@ -53,6 +53,7 @@ from vlstudy.panda.teachers import (
     system_scores,
     unique_candidates,
 )
+from vlstudy.report.findings import verdict_reason
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
@@ -219,7 +220,9 @@ def _findings(pref: MetricResult, seed: int, n_boot: int) -> dict:
         "panda_student_text_helps": {
             "claim": "the student with text beats the student on video only", "ours": text.estimate,
             "low": text.low, "high": text.high,
-            "holds": text.low > 0, "note": "preference-ratio points, paired bootstrap over clips"},
+            "holds": text.low > 0, "note": "student (video + text) minus student (video), preference-ratio points, "
+                                           "paired bootstrap over clips: "
+                                           + verdict_reason(text.estimate, text.low, text.high)},
     }
 
 
