@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from vlstudy.metrics.classification import classification_metrics
+from vlstudy.metrics.verdict import verdict_reason
 from vlstudy.report.ablation import ablation_findings, ordering_check
 from vlstudy.report.findings import (
     FindingsParams,
@@ -15,7 +16,6 @@ from vlstudy.report.findings import (
     cross_model_findings,
     findings_table,
     stage_findings,
-    verdict_reason,
 )
 
 N = 300

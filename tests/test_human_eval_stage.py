@@ -125,7 +125,11 @@ def test_finding_is_decided_on_the_rubric_unless_the_raters_are_real(answered):
     real = analyse(flipped.assign(simulated=False), config, np.random.default_rng(0))
     assert real.panel == "human raters"
     decided = pretraining_finding(real, rubric_report, "reference", "caption")
-    assert not decided["holds"] and "human raters" in decided["note"] and "FAILS" in decided["note"]
+    assert not decided["holds"] and "human raters" in decided["note"]
+    shares = real.distribution.pivot_table(index="model", columns="grade", values="share", aggfunc="sum")
+    good = {m: 100 * (shares.loc[m, "A"] + shares.loc[m, "B"]) for m in ("reference", "caption")}
+    assert decided["note"].endswith("; FAILS: the difference is not positive; answers graded A or B: reference "
+                                    f"{good['reference']:.0f} %, caption {good['caption']:.0f} %")
     with pytest.raises(KeyError, match=r"claim 'caption > empty' is not among analysis.claims"):
         pretraining_finding(real, rubric_report, "caption", "empty")
 

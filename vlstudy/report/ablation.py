@@ -19,7 +19,7 @@ import pandas as pd
 from vlstudy.config import RECIPE_SECTION, read_params, resolve_section
 from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import check_n_boot, metric_intervals, paired_differences
-from vlstudy.report.findings import verdict_reason
+from vlstudy.metrics.verdict import verdict_reason
 from vlstudy.tasks.classification import FinetuneClassificationParams, load_predictions
 
 __all__ = [

@@ -21,11 +21,12 @@ from vlstudy.metrics.base import MetricResult
 from vlstudy.metrics.bootstrap import check_n_boot, paired_differences
 from vlstudy.metrics.captioning import caption_metrics
 from vlstudy.metrics.retrieval import retrieval_metrics
+from vlstudy.metrics.verdict import verdict_reason
 from vlstudy.report.paper import paper_value
 from vlstudy.tasks.classification import load_predictions
 
-__all__ = ["FindingsParams", "Finding", "compare", "verdict_reason", "classification_result", "captioning_result",
-           "retrieval_result", "cross_model_findings", "stage_findings", "findings_table", "FINDING_STAGES"]
+__all__ = ["FindingsParams", "Finding", "compare", "classification_result", "captioning_result", "retrieval_result",
+           "cross_model_findings", "stage_findings", "findings_table", "FINDING_STAGES"]
 
 # The stages that decide claims on their own and log them under ``findings`` in their metrics files.
 FINDING_STAGES = ("modality_summary", "videomind_retrieval", "panda_splitting", "panda_captions", "panda_student",
@@ -88,22 +89,6 @@ def compare(better: MetricResult, worse: MetricResult, metric: str, rng: np.rand
     row = paired_differences(better, worse, rng=rng, n_boot=n_boot).loc[metric]
     holds = row["high"] < 0 if lower_is_better else row["low"] > 0
     return float(row["difference"]), float(row["low"]), float(row["high"]), bool(holds)
-
-
-def verdict_reason(difference: float, low: float, high: float, lower_is_better: bool = False) -> str:
-    """Why a paired comparison holds or fails, in words: which way the difference goes and whether its 95 %
-    interval excludes zero (`difference`, `low`, `high` are "claimed better − claimed worse")."""
-    sign = -1 if lower_is_better else 1
-    difference, low, high = sign * difference, *sorted((sign * low, sign * high))
-    if low > 0:
-        return "holds: the paired 95 % interval excludes 0"
-    if high < 0:
-        return "the other way round, with a paired 95 % interval that excludes 0"
-    if difference < 0:
-        return "the other way round, but the paired 95 % interval includes 0"
-    if difference == 0:
-        return "no difference: the paired 95 % interval includes 0"
-    return "the claimed way, but the paired 95 % interval includes 0"
 
 
 def classification_result(root: Path, model: str, score_set: str) -> MetricResult:

@@ -199,7 +199,12 @@ def pretraining_finding(report: HumanEvalReport, rubric_report: HumanEvalReport,
     note = (f"decided on the {decider.panel}'s grades of the kit's own answers ({row['n_items']} items): mean score "
             f"difference {row['mean_diff']:+.2f} grade steps, Holm-corrected Wilcoxon p = {row['p_holm']:.2g}")
     if not holds:
-        note += "; FAILS: the difference is not positive or not significant at the configured alpha"
+        why = ("the difference is not positive" if row["mean_diff"] <= 0 else
+               "the difference is positive but not significant at the configured alpha")
+        shares = decider.distribution.pivot_table(index="model", columns="grade", values="share", aggfunc="sum")
+        good = {m: 100 * sum(float(shares.loc[m].get(g, 0.0)) for g in ("A", "B")) for m in (better, worse)}
+        note += (f"; FAILS: {why}; answers graded A or B: {better} {good[better]:.0f} %, {worse} "
+                 f"{good[worse]:.0f} %")
     return {"claim": f"{better} (Youku-mPLUG pre-training) answers instructions better than {worse} (Fig. 5)",
             "paper": "Fig. 5: mPLUG-Video's answers graded better than mPLUG-Video w/o pretrain's (65 instructions)",
             "ours": float(row["mean_diff"]), "low": float(row["ci_low"]), "high": float(row["ci_high"]),

@@ -35,6 +35,7 @@ from vlstudy import io
 from vlstudy.config import check_positive
 from vlstudy.data.datasets import collate_videos
 from vlstudy.metrics.bootstrap import check_n_boot, paired_bootstrap_ci
+from vlstudy.metrics.verdict import verdict_reason
 from vlstudy.models.alpro import ALPROForPretraining
 from vlstudy.models.mplug_video import MPLUGVideoModel
 from vlstudy.panda.selection import FrameSubset, candidate_scores, selection_loss
@@ -49,7 +50,6 @@ from vlstudy.panda.teachers import (
     system_scores,
     unique_candidates,
 )
-from vlstudy.report.findings import verdict_reason
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,

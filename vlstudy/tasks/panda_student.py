@@ -40,6 +40,7 @@ from vlstudy.data.prepared import load_split
 from vlstudy.metrics.base import Mean, MetricResult
 from vlstudy.metrics.bootstrap import check_n_boot, paired_bootstrap_ci
 from vlstudy.metrics.captioning import caption_metrics
+from vlstudy.metrics.verdict import verdict_reason
 from vlstudy.models.mplug_video import MPLUGVideoModel
 from vlstudy.panda.bertscore import BertScorer
 from vlstudy.panda.selector import cider_scores
@@ -53,7 +54,6 @@ from vlstudy.panda.teachers import (
     system_scores,
     unique_candidates,
 )
-from vlstudy.report.findings import verdict_reason
 from vlstudy.tasks.common import (
     PhaseTimer,
     TaskPaths,
