@@ -71,7 +71,6 @@ def main() -> None:
     args = parser.parse_args()
     params = read_params(Path("."))
     config = validate_section("human_eval", params["human_eval"], params[RECIPE_SECTION]).package
-    torch.manual_seed(config.seed)
     answers = answer_items(config, "data/prepared")
     committed = pd.read_csv("data/human_eval/answers.csv", keep_default_na=False)
     same = (answers.table()["answer"].fillna("").to_numpy() == committed["answer"].to_numpy()).mean()

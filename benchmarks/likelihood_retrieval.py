@@ -77,7 +77,6 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path(".vlstudy/benchmarks/likelihood_retrieval"))
     args = parser.parse_args()
-    torch.manual_seed(0)
     records = load_split("data/prepared", "retrieval", "val")
     texts = _texts(records)
     truth, video_ids = texts["video"].to_numpy(), records["video_id"].tolist()
