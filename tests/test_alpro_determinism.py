@@ -85,9 +85,10 @@ RUN = textwrap.dedent("""
     from vlstudy.config import from_dict
     from vlstudy.tasks import classification, pretrain_alpro, pretrain_mplug2
     from vlstudy.tasks.common import TaskPaths, launch
-    data, tok, out, which = sys.argv[1:5]
+    data, tok, out, which, precision = sys.argv[1:6]
     video = {"image_size": 32, "patch_size": 16, "num_frames": 2, "hidden_size": 64, "num_layers": 1, "num_heads": 2}
-    train = {"lr": 1e-3, "warmup_steps": 1, "max_steps": 4, "batch_size": 16, "log_every": 1}
+    train = {"lr": 1e-3, "warmup_steps": 1, "max_steps": 4, "batch_size": 16, "log_every": 1,
+             "precision": precision}
     given = {"tokenizer_path": tok, "train": train, "val_videos": 8, "eval_batch_size": 8,
              "decode": {"decode_workers": 0}}
     if which == "alpro":
@@ -110,8 +111,9 @@ RUN = textwrap.dedent("""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["alpro", "mplug2"])
-def test_pretraining_and_fine_tuning_give_the_same_numbers_in_two_fresh_processes(which, tmp_path):
+@pytest.mark.parametrize(("which", "precision"), [("alpro", "fp32"), ("mplug2", "fp32"), ("alpro", "bf16")])
+def test_pretraining_and_fine_tuning_give_the_same_numbers_in_two_fresh_processes(which, precision, tmp_path):
+    """The bf16 case is the bf16 profile's (every training step under bf16 autocast on the CPU)."""
     _tiny_prepared(tmp_path / "data")
     tok = train_char_tokenizer(WORDS)
     tok.save_pretrained(tmp_path / "tok")
@@ -119,7 +121,8 @@ def test_pretraining_and_fine_tuning_give_the_same_numbers_in_two_fresh_processe
     outputs = []
     for run in ("a", "b"):
         done = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "data"), str(tmp_path / "tok"),
-                               str(tmp_path / run), which], capture_output=True, text=True, env=env, check=False)
+                               str(tmp_path / run), which, precision],
+                              capture_output=True, text=True, env=env, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     first, second = outputs

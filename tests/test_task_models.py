@@ -9,7 +9,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 from vlstudy.models.alpro import ALPROConfig, ALPROForClassification, ALPROForPretraining, TextEncoderConfig
 from vlstudy.models.mplug_video import MPLUGVideoForClassification, MPLUGVideoForContrastive
 from vlstudy.models.video_encoder import VideoEncoderConfig
-from vlstudy.tasks.common import load_model, model_train_config
+from vlstudy.tasks.common import as_numpy, load_model, model_train_config
 from vlstudy.train.trainer import TrainConfig
 
 
@@ -77,3 +77,15 @@ def test_load_model_reads_alpro_with_its_tokenizer(tmp_path):
         same = torch.equal(loaded.text_encoder.embeddings.word_embeddings.weight,
                            model.text_encoder.embeddings.word_embeddings.weight)
         assert same == pretrained
+
+
+def test_as_numpy_gives_float32_for_autocast_outputs_and_keeps_other_dtypes():
+    """`predict` stores a model's outputs with `as_numpy`: under bf16 autocast (CUDA, or the bf16 profile on a CPU)
+    they are bf16, which numpy cannot hold."""
+    x = torch.tensor([1.0, 2.5, -3.0])
+    for dtype in (torch.bfloat16, torch.float16):
+        out = as_numpy(x.to(dtype))
+        assert out.dtype.name == "float32" and out.tolist() == [1.0, 2.5, -3.0]
+    assert as_numpy(x).dtype.name == "float32" and as_numpy(torch.arange(3)).dtype.name == "int64"
+    with pytest.raises(TypeError, match="BFloat16"):  # why: what the plain conversion does
+        x.to(torch.bfloat16).numpy()

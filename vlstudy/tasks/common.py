@@ -173,6 +173,13 @@ def model_train_config(model: nn.Module, train: TrainConfig) -> TrainConfig:
     return dataclasses.replace(train, lr_scale={**defaults, **train.lr_scale}) if defaults else train
 
 
+def as_numpy(value: torch.Tensor) -> np.ndarray:
+    """`value` as a numpy array on the host; a bf16 or fp16 tensor (a model run under autocast) as float32, which
+    numpy can hold (float32 and every other dtype unchanged)."""
+    value = value.detach().cpu()
+    return (value.float() if value.dtype in (torch.bfloat16, torch.float16) else value).numpy()
+
+
 def predict(model: nn.Module, dataset: VideoDataset, batch_size: int,
             fn: Callable[[nn.Module, dict], Mapping[str, Any]], desc: str = "predict") -> pd.DataFrame | None:
     """Run ``fn(model, batch)`` over `dataset` in eval mode, sharded over the processes.
@@ -204,7 +211,7 @@ def predict(model: nn.Module, dataset: VideoDataset, batch_size: int,
                     row = {"index": int(index), "video_id": batch["video_id"][i]}
                     for key, values in out.items():
                         value = values[i]
-                        row[key] = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+                        row[key] = as_numpy(value) if isinstance(value, torch.Tensor) else value
                     rows.append(row)
     finally:
         for module, training in modes.items():
