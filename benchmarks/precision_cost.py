@@ -14,7 +14,7 @@ batch from the same weights (how far bf16 moves a loss):
 * ``pretrain_mplug_video``: mPLUG-video's pre-training step (title LM through the frozen LM + contrastive), 4
   frames, batch 32.
 
-    python benchmarks/precision_cost.py --steps 6     # about two minutes on 2 CPU cores
+    python benchmarks/precision_cost.py --steps 6     # about a minute on 2 CPU cores
 
 Reads ``checkpoints/pretrain_alpro``, ``checkpoints/pretrain_mplug2`` and ``checkpoints/pretrain_mplug_video``;
 random frames and a fixed caption (the step's cost does not depend on their content); writes nothing. What the
