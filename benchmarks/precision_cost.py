@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,14 +34,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vlstudy.models.alpro import ALPROForPretraining
-from vlstudy.models.mplug2 import MPLUG2ForCaptioning
 from vlstudy.models.mplug_video import MPLUGVideoForContrastive
 from vlstudy.tasks.common import load_model
 from vlstudy.tasks.pretrain_mplug_video import caption_loss
 from vlstudy.train.parallel import autocast_dtype
 
-CAPTION = "在儿童房里，一个孩子在拆玩具，一个黄色的十字不停地转着圈移动。"
+sys.path.insert(0, str(Path(__file__).parent))
+from dropout_cost import CAPTION, alpro_pretraining, mplug2_captioning  # noqa: E402  (the same two steps)
+from study_profile import matmul_peak  # noqa: E402
+
 ARMS = ("fp32", "bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -53,31 +55,6 @@ def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
     flags = next((line.split(":", 1)[1].split() for line in path.read_text().splitlines()
                   if line.startswith("flags")), [])
     return [f for f in BF16_FLAGS if f in flags]
-
-
-def matmul_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    """Best matmul rate in FLOP/s of two `size` x `size` matrices of `dtype`."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def alpro_pretraining() -> tuple[nn.Module, Callable[[nn.Module], torch.Tensor]]:
-    model = load_model(ALPROForPretraining, "checkpoints/pretrain_alpro/model", True, 4)
-    video = torch.randn(32, 4, 3, model.config.video.image_size, model.config.video.image_size)
-    ids, mask = model.tokenize([CAPTION] * 32)
-    return model, lambda m: m.pretrain_losses(video, ids, mask, torch.Generator().manual_seed(0))["loss"]
-
-
-def mplug2_captioning() -> tuple[nn.Module, Callable[[nn.Module], torch.Tensor]]:
-    model = load_model(MPLUG2ForCaptioning, "checkpoints/pretrain_mplug2/model", True, 16)
-    video = torch.randn(16, 16, 3, model.config.video.image_size, model.config.video.image_size)
-    return model, lambda m: m.caption_loss(video, [CAPTION] * 16)["loss"]
 
 
 def mplug_video_pretraining() -> tuple[nn.Module, Callable[[nn.Module], torch.Tensor]]:
@@ -98,8 +75,9 @@ def time_steps(model: nn.Module, loss_fn: Callable, steps: int) -> dict[str, dic
     dtypes = {"fp32": autocast_dtype("fp32", torch.device("cpu")), "bf16": autocast_dtype("bf16", torch.device("cpu"))}
     first_loss: dict[str, float] = {}
     with torch.no_grad():
-        for arm in ARMS:
-            with torch.autocast("cpu", dtype=dtypes[arm], enabled=dtypes[arm] is not None):
+        for arm in ARMS:  # the same dropout masks in both arms: only the precision differs
+            with torch.random.fork_rng(), torch.autocast("cpu", dtype=dtypes[arm], enabled=dtypes[arm] is not None):
+                torch.manual_seed(0)
                 first_loss[arm] = float(loss_fn(model))
     seconds: dict[str, list[float]] = {arm: [] for arm in ARMS}
     for step in range(steps + 1):
@@ -124,7 +102,7 @@ def main() -> None:
     flags = cpu_bf16_flags()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dispatch "
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {', '.join(flags) or 'none'}")
-    fp32, bf16 = matmul_rate(torch.float32), matmul_rate(torch.bfloat16)
+    fp32, bf16 = matmul_peak(), matmul_peak(dtype=torch.bfloat16)
     print(f"matmul 2048: fp32 {fp32 / 1e9:.0f} GFLOP/s, bf16 {bf16 / 1e9:.0f} GFLOP/s ({bf16 / fp32:.2f}x)")
     for name in args.runs:
         model, loss_fn = RUNS[name]()

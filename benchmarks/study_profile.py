@@ -28,9 +28,9 @@ import torch
 PHASES = ("decode", "train", "evaluate", "write")
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 matmul rate in FLOP/s over `repeats` multiplications of two `size` x `size` matrices."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best matmul rate in FLOP/s over `repeats` multiplications of two `size` x `size` matrices of `dtype`."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):
