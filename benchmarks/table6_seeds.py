@@ -46,20 +46,21 @@ SHORT = {"vision_language_pretrained": "V+L+PT", "vision_language": "V+L", "visi
 SCORE_SETS = load_section(Path("."), "findings")["classification_scores"]
 
 
-def run_cell(model: str, variant: str, seed: int, out: Path):
-    """Fine-tune the cell (model, variant) with recipe seed `seed`; its val MetricResult of the model's score set."""
+def run_cell(model: str, variant: str, seed: int, out: Path, data: str = "data/prepared"):
+    """Fine-tune the cell (model, variant) with recipe seed `seed` on the prepared splits in `data`; its val
+    predictions of the model's score set and their top-1. Seed 0 on the study's `data` must equal the committed
+    cell (checked)."""
     config = classification.FinetuneClassificationParams(model=model, variant=variant).cell()
     config = dataclasses.replace(config, seed=seed, predict_test=False,
                                  train=dataclasses.replace(config.train, seed=seed))
     folder = out / f"{model}-{variant}-seed{seed}"
     start = time.time()
-    result = launch(classification.run, config, TaskPaths(data="data/prepared", out=str(folder),
-                                                          work=str(folder) + "_work"))
+    result = launch(classification.run, config, TaskPaths(data=data, out=str(folder), work=str(folder) + "_work"))
     score_set = SCORE_SETS[model]
     top1 = result.metrics[score_set]["top1"]
     print(f"  {SHORT[variant]:7s} seed {seed}: top-1 {top1['estimate']:.2f} [{top1['low']:.2f}, {top1['high']:.2f}]"
           f"  ({time.time() - start:.0f} s)", flush=True)
-    if seed == 0:
+    if seed == 0 and data == "data/prepared":
         committed = Path(f"reports/metrics/finetune_classification@{model}-{variant}.json")
         if committed.is_file():
             expected = json.loads(committed.read_text())[score_set]["top1"]["estimate"]
