@@ -10,8 +10,8 @@ and fine-tunes the chosen cells on it as ``finetune_classification@<model>-<vari
 study's checkpoints: pre-training is not rerun). Val is the study's val split, unchanged, so each cell is compared
 with the committed one on the same videos. It prints every cell's top-1 beside the committed cell's, and each step
 of the paper's ordering (V+L+PT > V+L > V > L) with its paired-bootstrap difference at both sizes, decided by the
-``modality_summary`` stage's own
-code (`vlstudy.report.ablation.ordering_check`: a step HOLDS when its 95 % interval excludes 0 the paper's way).
+``modality_summary`` stage's own code (`vlstudy.report.ablation.ordering_check`: a step HOLDS when its 95 % interval
+excludes 0 the paper's way).
 
     python benchmarks/table6_train_size.py --per-class 30                  # the three models, four cells each
     python benchmarks/table6_train_size.py --per-class 30 --models alpro --seeds 1 2 \\
